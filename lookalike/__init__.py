@@ -1,0 +1,24 @@
+"""lookalike: find images that look alike to people.
+
+The public API is small and imports nothing heavy until used::
+
+    import lookalike
+    lookalike.list_metrics()
+    metric = lookalike.create_metric("effnet-lite0")
+    vectors = metric.embed_paths(["a.jpg", "b.jpg"]).vectors
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "create_metric", "list_metrics"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: `import lookalike` must stay cheap
+    if name in ("create_metric", "list_metrics"):
+        from lookalike import embed
+
+        return getattr(embed, name)
+    raise AttributeError(name)

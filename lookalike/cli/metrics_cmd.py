@@ -1,0 +1,49 @@
+"""``lookalike metrics``: the registered metrics, their dimension and whether they work offline."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lookalike.cli.common import add_json, emit_json, new_command
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = new_command(sub, "metrics", parents, "list metrics (name, dim, offline?, weights present?)")
+    add_json(p)
+    p.add_argument("--all", action="store_true", help="include test-only metrics")
+    p.set_defaults(func=run)
+
+
+def describe(include_test: bool) -> list[dict[str, Any]]:
+    from lookalike.embed.registry import all_configs
+    from lookalike.embed.weights import is_present
+
+    rows = []
+    for config in all_configs().values():
+        if config.test_only and not include_test:
+            continue
+        present = all(is_present(w) for w in config.weights)
+        rows.append({
+            "name": config.name,
+            "dim": config.dim,
+            "distance": config.distance,
+            "offline": all(w.package for w in config.weights),
+            "weights_present": present,
+            "test_only": config.test_only,
+            "description": config.description,
+        })
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = describe(args.all)
+    if args.json:
+        emit_json(rows)
+        return 0
+    yes = {True: "yes", False: "no"}
+    print(f"{'metric':<24} {'dim':>6}  {'distance':<11} {'offline':<8} {'weights':<8} description")
+    for r in rows:
+        print(f"{r['name']:<24} {r['dim']:>6}  {r['distance']:<11} {yes[r['offline']]:<8} "
+              f"{'present' if r['weights_present'] else 'missing':<8} {r['description']}")
+    return 0

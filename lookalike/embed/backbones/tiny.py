@@ -1,0 +1,19 @@
+"""TEST-ONLY tiny ViTs with seeded random weights: they run in milliseconds and mean nothing."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lookalike.embed.config import MetricConfig
+
+
+def build(config: MetricConfig) -> nn.Module:
+    import timm.models.vision_transformer as vit
+
+    o = config.options
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(o["seed"]))
+        return vit.VisionTransformer(img_size=config.preprocess.size, patch_size=o["patch"],
+                                     embed_dim=o["width"], depth=o["depth"], num_heads=o["heads"],
+                                     num_classes=0, global_pool="token")

@@ -1,0 +1,19 @@
+"""Device choice at call time: CUDA when present, else the CPU with every core."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> ``cuda`` if available, else ``cpu``; an explicit choice is honoured."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if torch.get_num_threads() != cores:
+            torch.set_num_threads(cores or 1)
+    return dev

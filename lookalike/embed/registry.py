@@ -1,0 +1,93 @@
+"""The metric registry: configs as data, looked up by name.
+
+Built-in configs live in ``lookalike/embed/catalog/*.json`` (one file per family); metrics that users
+tune themselves live as JSON in :func:`lookalike.paths.user_metrics_dir`. Nothing heavy is imported
+here: a metric's network is built only by :func:`create_metric`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lookalike.embed.config import MetricConfig
+from lookalike.errors import UnknownMetricError, UsageError
+from lookalike.paths import user_metrics_dir
+
+if TYPE_CHECKING:
+    from lookalike.embed.metric import Metric
+
+
+@functools.cache
+def builtin_configs() -> dict[str, MetricConfig]:
+    """All configs shipped with the package, by name."""
+    out: dict[str, MetricConfig] = {}
+    for entry in sorted(resources.files("lookalike.embed.catalog").iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        for item in json.loads(entry.read_text()):
+            config = MetricConfig.from_dict(item)
+            if config.name in out:
+                raise ValueError(f"metric {config.name!r} defined twice (in {entry.name})")
+            out[config.name] = config
+    return out
+
+
+def user_configs(folder: Path | None = None) -> dict[str, MetricConfig]:
+    """Configs of user-made metrics (read fresh each call: tuning adds them while we run)."""
+    folder = folder or user_metrics_dir()
+    out: dict[str, MetricConfig] = {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            config = MetricConfig.load(path)
+            out[config.name] = config
+    return out
+
+
+def all_configs() -> dict[str, MetricConfig]:
+    configs = dict(builtin_configs())
+    for name, config in user_configs().items():
+        if name in configs:
+            raise UsageError(f"user metric {name!r} shadows a built-in metric; rename it")
+        configs[name] = config
+    return configs
+
+
+def list_metrics(include_test: bool = False) -> list[str]:
+    """Names of the registered metrics (test-only metrics when asked)."""
+    return [n for n, c in all_configs().items() if include_test or not c.test_only]
+
+
+def get_config(name: str) -> MetricConfig:
+    configs = all_configs()
+    try:
+        return configs[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(configs), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownMetricError(
+            f"unknown metric {name!r}{hint} (`lookalike metrics` lists them)"
+        ) from None
+
+
+def save_user_metric(config: MetricConfig, folder: Path | None = None) -> Path:
+    """Register a user metric by writing its config (atomically) where the registry finds it."""
+    folder = folder or user_metrics_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{config.name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(config.to_json() + "\n")
+    tmp.replace(path)
+    return path
+
+
+def create_metric(name: str | MetricConfig, device: str | None = None, precision: str = "fp32") -> Metric:
+    """Build a ready-to-use metric. ``device=None`` picks CUDA when present, else the CPU."""
+    from lookalike.embed.metric import Metric
+
+    config = name if isinstance(name, MetricConfig) else get_config(name)
+    return Metric.from_config(config, device=device, precision=precision)
