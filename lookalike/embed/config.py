@@ -23,6 +23,8 @@ class WeightFile:
     ``name`` is the path inside the weights cache (``<cache>/<name>``). ``sha256`` may be ``None``
     for files whose official checksum is not published; then the first verified download pins it.
     ``package`` names a Python package that ships the file instead (``"pkg:relative/path"``).
+    ``unpack``: the download is a zip archive, extracted into the folder ``<cache>/<name>`` minus
+    its ``.zip`` suffix; :func:`lookalike.embed.weights.resolve` then returns that folder.
     """
 
     name: str
@@ -30,6 +32,7 @@ class WeightFile:
     sha256: str | None = None
     size: int | None = None
     package: str | None = None
+    unpack: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Indexing a photo library: listing files, embedding, writing SQL rows and FAISS vectors."""

@@ -1,0 +1,1 @@
+"""Query by example: nearest neighbours under one or more metrics, near-duplicates."""

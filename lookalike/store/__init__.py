@@ -1,0 +1,1 @@
+"""SQLAlchemy models and sessions for library metadata (SQLite by default, PostgreSQL by URL)."""

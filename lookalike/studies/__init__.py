@@ -1,0 +1,1 @@
+"""User studies: blinded retrieval preferences and 2AFC judgments, with analysis."""

@@ -1,0 +1,1 @@
+"""Tuning metrics on human judgments (LoRA hinge loss, CLPIPS-style LPIPS weights)."""

@@ -1,0 +1,1 @@
+"""The Streamlit app (talks to lookalike.search and lookalike.store only)."""
