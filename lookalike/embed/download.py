@@ -55,12 +55,13 @@ def offline_reason() -> str | None:
 
 
 def download(url: str, part: Path, desc: str = "download", attempts: int = ATTEMPTS,
-             timeout: float = TIMEOUT_S) -> int:
+             timeout: float | None = None) -> int:
     """Complete the file ``part`` from ``url``; returns the bytes fetched over the network.
 
     Resumes from the bytes already in ``part``. Raises :class:`NetworkError` when the server cannot
     be reached or answers an error, or after ``attempts`` interrupted transfers.
     """
+    timeout = TIMEOUT_S if timeout is None else timeout
     fetched = 0
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
