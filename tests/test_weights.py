@@ -276,3 +276,12 @@ def test_size_mismatch_is_corrupt(server):  # noqa: F811
     with pytest.raises(WeightsCorruptError, match="999"):
         resolve(wf)
     assert not cached_path(wf).exists() and parts_left() == []
+
+
+def test_leftovers_of_a_crashed_unpack_are_cleared(server):  # noqa: F811
+    wf = served(server, "ckpt.zip", make_zip({"models/a.bin": b"a"}), unpack=True)
+    stale = weights_dir() / ".ckpt.crashed.tmp" / "models"
+    stale.mkdir(parents=True)
+    (stale / "half.bin").write_bytes(b"half")
+    assert (resolve(wf) / "models" / "a.bin").read_bytes() == b"a"
+    assert not (weights_dir() / ".ckpt.crashed.tmp").exists()

@@ -66,6 +66,18 @@ def remove(path: Path) -> None:
             path.unlink()
 
 
+def temp_dir_beside(final: Path) -> Path:
+    """A fresh hidden folder beside ``final`` to build it in, for one atomic rename.
+
+    Leftovers of crashed earlier attempts for the same ``final`` are deleted first; the caller
+    holds the :func:`file_lock` of that file, so none of them belongs to a running process.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.*.tmp"):
+        remove(stale)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)

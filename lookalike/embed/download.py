@@ -111,7 +111,8 @@ def _fetch_once(url: str, part: Path, desc: str, timeout: float) -> int:
             match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
             if not match or int(match.group(1)) != have:
                 part.unlink()
-                raise _Interrupted(f"unexpected Content-Range {resp.headers.get('Content-Range')!r}; restarting")
+                got_range = resp.headers.get("Content-Range")
+                raise _Interrupted(f"unexpected Content-Range {got_range!r}; restarting")
             total = None if match.group(3) == "*" else int(match.group(3))
             mode = "ab"
             log.info("%s: resuming at byte %d", desc, have)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -23,7 +22,7 @@ from typing import Any
 
 from lookalike.embed import checksums
 from lookalike.embed.archive import extract_zip, tree_digests
-from lookalike.embed.cachefs import file_lock, place, remove, staging_path
+from lookalike.embed.cachefs import file_lock, place, remove, staging_path, temp_dir_beside
 from lookalike.embed.config import WeightFile
 from lookalike.embed.download import NetworkError, download, offline_reason
 from lookalike.errors import WeightsCorruptError, WeightsMissingError
@@ -172,8 +171,7 @@ def install(wf: WeightFile, staged: Path, source: str, known: str | None = None)
 
 def unpack(archive: Path, final: Path) -> dict[str, str]:
     """Extract ``archive`` beside ``final`` and rename the folder into place; returns its tree."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = temp_dir_beside(final)
     try:
         tree = extract_zip(archive, tmp)
         place(tmp, final)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,7 +18,15 @@ from typing import Any
 
 from lookalike.embed import checksums
 from lookalike.embed.archive import tree_digests
-from lookalike.embed.cachefs import STAGING, copy_to_staging, file_lock, place, remove, staging_path
+from lookalike.embed.cachefs import (
+    STAGING,
+    copy_to_staging,
+    file_lock,
+    place,
+    remove,
+    staging_path,
+    temp_dir_beside,
+)
 from lookalike.embed.config import WeightFile
 from lookalike.embed.weights import (
     cached_path,
@@ -153,8 +160,7 @@ def import_folder(wf: WeightFile, source: Path, index: FolderIndex) -> Path:
     ours = checksums.entry(wf.name) or {}
     theirs = index.record.get(wf.name, {})
     expected = ours.get("files") or theirs.get("files")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = temp_dir_beside(final)
     try:
         shutil.copytree(source, tmp, dirs_exist_ok=True, symlinks=True)
         if any(p.is_symlink() for p in tmp.rglob("*")):
