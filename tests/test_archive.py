@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
 import zipfile
 
@@ -9,7 +10,7 @@ import pytest
 from weights_server import make_zip, random_bytes, sha256
 
 from lookalike.embed.archive import extract_zip, member_parts, tree_digests
-from lookalike.errors import WeightsCorruptError
+from lookalike.errors import LookalikeError, WeightsCorruptError
 
 
 @pytest.mark.parametrize("name", ["../x", "a/../../x", "a/b/../../../x", "..\\x", "/etc/x", "\\x",
@@ -69,3 +70,12 @@ def test_truncated_archive_is_corrupt(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(WeightsCorruptError, match="zip"):
         extract_zip(tmp_path / "a.zip", tmp_path / "out")
+
+
+def test_archive_larger_than_the_free_space_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "a.zip").write_bytes(make_zip({"a.bin": bytes(100_000)}))
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    with pytest.raises(LookalikeError, match="only 1000 are free"):
+        extract_zip(tmp_path / "a.zip", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

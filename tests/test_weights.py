@@ -285,3 +285,12 @@ def test_leftovers_of_a_crashed_unpack_are_cleared(server):  # noqa: F811
     (stale / "half.bin").write_bytes(b"half")
     assert (resolve(wf) / "models" / "a.bin").read_bytes() == b"a"
     assert not (weights_dir() / ".ckpt.crashed.tmp").exists()
+
+
+def test_complete_partial_left_by_a_crash_is_not_downloaded_again(server):  # noqa: F811
+    data = random_bytes(10_000)
+    wf = served(server, "net.pth", data, sha256=sha256(data))
+    (weights_dir() / ".partial").mkdir(parents=True)
+    (weights_dir() / ".partial" / "net.pth.part").write_bytes(data)
+    assert resolve(wf).read_bytes() == data
+    assert [r["range"] for r in server.gets("net.pth")] == ["bytes=10000-"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 import zipfile
 from pathlib import Path
 
 from lookalike.embed.checksums import sha256_file
-from lookalike.errors import WeightsCorruptError
+from lookalike.errors import LookalikeError, WeightsCorruptError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -46,7 +47,13 @@ def extract_zip(archive: Path, dest: Path) -> dict[str, str]:
     tree: dict[str, str] = {}
     try:
         with zipfile.ZipFile(archive) as zf:
-            for info, parts in check_members(zf):
+            members = check_members(zf)
+            need = sum(info.file_size for info, _ in members)
+            free = shutil.disk_usage(root).free
+            if need > free:
+                raise LookalikeError(f"{archive.name}: unpacking needs {need} bytes, "
+                                     f"only {free} are free in {root}")
+            for info, parts in members:
                 target = root.joinpath(*parts)
                 if root not in target.resolve().parents:
                     raise WeightsCorruptError(f"archive member {info.filename!r} escapes the target folder")

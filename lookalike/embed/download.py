@@ -42,7 +42,11 @@ class _Interrupted(Exception):
 
 
 class _RangeRefused(Exception):
-    """The server answered 416 to our range: the partial file is useless."""
+    """The server answered 416 to our range; ``total`` is the file size it names, if any."""
+
+    def __init__(self, total: int | None) -> None:
+        super().__init__(total)
+        self.total = total
 
 
 def offline_reason() -> str | None:
@@ -86,7 +90,8 @@ def _request(url: str, start: int, timeout: float) -> http.client.HTTPResponse:
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and start:
-            raise _RangeRefused from exc
+            match = re.fullmatch(r"bytes\s+\*/(\d+)", exc.headers.get("Content-Range", "").strip())
+            raise _RangeRefused(int(match.group(1)) if match else None) from exc
         if exc.code >= 500 or exc.code == 429:
             raise _Interrupted(f"HTTP {exc.code} {exc.reason}") from exc
         raise NetworkError(f"HTTP {exc.code} {exc.reason} from {url}") from exc
@@ -100,7 +105,10 @@ def _fetch_once(url: str, part: Path, desc: str, timeout: float) -> int:
     have = part.stat().st_size if part.is_file() else 0
     try:
         resp = _request(url, have, timeout)
-    except _RangeRefused:
+    except _RangeRefused as refused:
+        if refused.total == have:
+            log.info("%s: the partial file is already complete", desc)
+            return 0
         log.info("%s: the server refused to resume at byte %d; restarting", desc, have)
         part.unlink()
         have = 0

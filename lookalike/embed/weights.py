@@ -24,7 +24,7 @@ from lookalike.embed import checksums
 from lookalike.embed.archive import extract_zip, tree_digests
 from lookalike.embed.cachefs import file_lock, place, remove, staging_path, temp_dir_beside
 from lookalike.embed.config import WeightFile
-from lookalike.embed.download import NetworkError, download, offline_reason
+from lookalike.embed.download import ATTEMPTS, NetworkError, download, offline_reason
 from lookalike.errors import WeightsCorruptError, WeightsMissingError
 from lookalike.paths import weights_dir
 
@@ -100,7 +100,7 @@ def resolve(wf: WeightFile, metric: str = "") -> Path:
     return fetch(wf, metric)
 
 
-def fetch(wf: WeightFile, metric: str = "", attempts: int | None = None) -> Path:
+def fetch(wf: WeightFile, metric: str = "", attempts: int = ATTEMPTS) -> Path:
     """Download, verify and install ``wf`` unless it is already cached; returns its final path."""
     reason = offline_reason()
     if reason:
@@ -114,8 +114,7 @@ def fetch(wf: WeightFile, metric: str = "", attempts: int | None = None) -> Path
         part = staging_path(wf.name)
         log.info("downloading %s from %s", wf.name, url)
         try:
-            kwargs = {} if attempts is None else {"attempts": attempts}
-            download(url, part, desc=wf.name, **kwargs)
+            download(url, part, desc=wf.name, attempts=attempts)
         except NetworkError as exc:
             raise WeightsMissingError(missing_message(wf, metric, str(exc))) from exc
         return install(wf, part, source=url)
