@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from weights_server import add_metric, make_zip, random_bytes, server, sha256  # noqa: F401
@@ -105,3 +108,17 @@ def test_import_exit_codes(cli, metric, tmp_path):
     assert cli("weights", "import", str(tmp_path / "usb")).returncode == 0
     assert cli("weights", "import", str(tmp_path / "usb"), "--metric", "m").returncode == 2
     assert cli("weights", "import", str(tmp_path / "nope")).returncode == 2
+
+
+def test_concurrent_fetches_download_once(metric):
+    """Two processes fetching the same metric at once: one downloads, the other waits for it."""
+    metric.delay = 1.0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-m", "lookalike", "weights", "fetch", "m", "-q"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert sorted(r["path"] for r in metric.requests) == ["/ckpt.zip", "/net.pth"]
+    assert (weights_dir() / "net.pth").read_bytes() == metric.files["net.pth"]

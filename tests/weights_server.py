@@ -2,7 +2,7 @@
 
 ``cut_after``/``cuts``: the next ``cuts`` responses stop after ``cut_after`` body bytes and close the
 connection (the declared Content-Length stays the full one). ``ignore_range``: answer every request
-with ``200`` and the whole file. ``corrupt``: serve the bytes with one byte flipped.
+with ``200`` and the whole file. ``corrupt``: serve the bytes with one byte flipped. ``delay``: spread the body over about that many seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Server:
     cuts: int = 0
     ignore_range: bool = False
     corrupt: bool = False
+    delay: float = 0.0
     base: str = ""
 
     def url(self, name: str) -> str:
@@ -79,6 +81,12 @@ def make_handler(state: Server) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body[:state.cut_after])
                 self.wfile.flush()
                 self.close_connection = True
+                return
+            if state.delay:
+                step = max(1, len(body) // 20)
+                for i in range(0, len(body), step):
+                    time.sleep(state.delay / 20)
+                    self.wfile.write(body[i:i + step])
                 return
             self.wfile.write(body)
 
