@@ -2,7 +2,8 @@
 
 ``cut_after``/``cuts``: the next ``cuts`` responses stop after ``cut_after`` body bytes and close the
 connection (the declared Content-Length stays the full one). ``ignore_range``: answer every request
-with ``200`` and the whole file. ``corrupt``: serve the bytes with one byte flipped. ``delay``: spread the body over about that many seconds.
+with ``200`` and the whole file. ``corrupt``: serve the bytes with one byte flipped. ``delay``:
+spread the body over about that many seconds.
 """
 
 from __future__ import annotations
