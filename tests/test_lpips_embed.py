@@ -158,3 +158,24 @@ def test_vector_distance_matches_per_layer_definition(photos) -> None:
                for f, w in zip(feats, heads))
     got = ((v[0] - v[1]) ** 2).sum()
     assert abs(float(got) - float(want)) <= 1e-6 * float(want)  # float32 vectors
+
+
+def test_pretrained_trunk_is_loaded_from_the_weights_cache(tmp_path, monkeypatch, photos) -> None:
+    """The real loading path: a torchvision checkpoint file in the cache becomes the trunk."""
+    from dataclasses import replace
+
+    from torchvision import models
+
+    from lookalike.embed.config import WeightFile
+
+    monkeypatch.setenv("LOOKALIKE_HOME", str(tmp_path))
+    (tmp_path / "weights").mkdir()
+    torch.manual_seed(3)
+    full = models.squeezenet1_1(weights=None)
+    torch.save(full.state_dict(), tmp_path / "weights" / "fake-squeezenet.pth")
+    config = get_config("lpips-squeeze")
+    config = replace(config, weights=(config.weights[0], WeightFile(name="fake-squeezenet.pth")))
+    metric = create_metric(config, device="cpu")
+    for key, value in full.features.state_dict().items():
+        assert torch.equal(metric.module.trunk.state_dict()[key], value)
+    assert metric.embed(photos[:1]).shape == (1, config.dim)

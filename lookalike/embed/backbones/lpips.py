@@ -134,7 +134,8 @@ def layer_shapes(trunk: nn.Sequential, taps: Sequence[int], size: int) -> list[t
 
 def embedding_dim(net: str, heads: Sequence[torch.Tensor], size: int) -> int:
     """Length of the LPIPS vector of trunk ``net`` at working size ``size`` with these heads."""
-    trunk = make_trunk(net)
+    with torch.device("meta"):
+        trunk = make_trunk(net)
     shapes = layer_shapes(trunk, TAPS[net], size)
     return sum(int((w > 0).sum()) * h * wd for w, (_, h, wd) in zip(heads, shapes))
 
