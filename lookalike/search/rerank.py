@@ -21,24 +21,28 @@ def array_fetcher(vectors: np.ndarray) -> Fetch:
     return lambda ids: np.asarray(vectors[ids])
 
 
-def exact_distances(queries: np.ndarray, vectors: np.ndarray, kind: str = "sqeuclidean") -> np.ndarray:
+def exact_distances(queries: np.ndarray, vectors: np.ndarray, kind: str = "sqeuclidean",
+                    block: int = 512) -> np.ndarray:
     """``(len(queries), len(vectors))`` exact distances in float64.
 
     ``sqeuclidean``: sum of squared differences (LPIPS for LPIPS vectors); ``cosine``: ``1 - cos``.
     """
+    if kind == "sqeuclidean":
+        q = np.asarray(queries, dtype=np.float64)
+        out = np.empty((len(q), len(vectors)))
+        for s in range(0, len(vectors), block):  # bounded float64 temporaries
+            v = np.asarray(vectors[s:s + block], dtype=np.float64)
+            for i, row in enumerate(q):
+                diff = v - row
+                out[i, s:s + block] = np.einsum("ij,ij->i", diff, diff)
+        return out
     q = np.asarray(queries, dtype=np.float64)
     v = np.asarray(vectors, dtype=np.float64)
     if kind == "cosine":
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-300)
         v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
         return 1.0 - q @ v.T
-    if kind != "sqeuclidean":
-        raise ValueError(f"unknown distance {kind!r}")
-    out = np.empty((len(q), len(v)))
-    for i, row in enumerate(q):
-        diff = v - row
-        out[i] = np.einsum("ij,ij->i", diff, diff)
-    return out
+    raise ValueError(f"unknown distance {kind!r}")
 
 
 def rerank(queries: np.ndarray, candidates: np.ndarray, fetch: Fetch, k: int,
@@ -68,19 +72,31 @@ def rerank(queries: np.ndarray, candidates: np.ndarray, fetch: Fetch, k: int,
             ids = np.unique(cand[cand >= 0])
             if ids.size == 0:
                 continue
-            d = exact_distances(queries[start + r:start + r + 1], full[np.searchsorted(union, ids)],
-                                kind)[0]
+            rows_full = full if ids.size == union.size else full[np.searchsorted(union, ids)]
+            d = exact_distances(queries[start + r:start + r + 1], rows_full, kind)[0]
             order = np.lexsort((ids, d))[:k]
             out_d[start + r, :len(order)] = d[order]
             out_i[start + r, :len(order)] = ids[order]
     return out_d, out_i
 
 
-def brute_force(queries: np.ndarray, vectors: np.ndarray, k: int,
-                kind: str = "sqeuclidean") -> tuple[np.ndarray, np.ndarray]:
+def brute_force(queries: np.ndarray, vectors: np.ndarray, k: int, kind: str = "sqeuclidean",
+                chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` over all of ``vectors`` (the reference the compact index is measured against)."""
-    ids = np.broadcast_to(np.arange(len(vectors), dtype=np.int64), (len(np.atleast_2d(queries)), len(vectors)))
-    return rerank(queries, ids, array_fetcher(vectors), k, kind=kind)
+    queries = np.atleast_2d(queries)
+    k_eff = min(k, len(vectors))
+    out_d = np.full((len(queries), k), np.inf)
+    out_i = np.full((len(queries), k), -1, dtype=np.int64)
+    ids = np.arange(len(vectors), dtype=np.int64)
+    for s in range(0, len(queries), chunk):
+        d = exact_distances(queries[s:s + chunk], vectors, kind)
+        for r, row in enumerate(d):
+            part = np.argpartition(row, k_eff - 1)[:k_eff] if k_eff < len(row) else ids
+            cut = row[part].max()
+            tied = ids[row <= cut]  # everything at the boundary, so ties break by id
+            order = tied[np.lexsort((tied, row[tied]))][:k_eff]
+            out_d[s + r, :k_eff], out_i[s + r, :k_eff] = row[order], order
+    return out_d, out_i
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
