@@ -259,7 +259,8 @@ def part_library(photos: list, size: int, n_queries: int, pair_sample: int) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photos", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "photos")
+    default_photos = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
+    parser.add_argument("--photos", type=Path, default=default_photos)
     parser.add_argument("--part", choices=("resolution", "photos", "library", "all"), default="all")
     parser.add_argument("--resolution-photos", type=int, default=40)
     parser.add_argument("--pair-sample", type=int, default=256)

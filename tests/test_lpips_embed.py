@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from lookalike.embed.backbones.lpips import TAPS, embedding_dim, load_heads, trunk_state, with_size
+from lookalike.embed.backbones.lpips import (
+    TAPS,
+    embedding_dim,
+    load_heads,
+    trunk_state,
+    with_size,
+)
 from lookalike.embed.config import Preprocess
+from lookalike.embed.images import load_image
 from lookalike.embed.preprocess import prepare, to_tensor
 from lookalike.embed.registry import create_metric, get_config
-from lookalike.embed.images import load_image
 
 lpips = pytest.importorskip("lpips")
 faiss = pytest.importorskip("faiss")
