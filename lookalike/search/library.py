@@ -138,7 +138,7 @@ class Library:
         if index.exact:
             return index.search(vecs, k)
         _, cand = index.search(vecs, max(k * RERANK_FACTOR, k + 32))
-        return rerank(vecs, cand, lambda ids: self._lib.vectors(metric_name, ids), index.distance, k)
+        return rerank(vecs, cand, lambda ids: self._lib.vectors(metric_name, ids), k, kind=index.distance)
 
     def search(self, queries: Query | Sequence[Query], k: int = 10, metrics: Sequence[str] | None = None,
                exclude_self: bool = False, batch_size: int = 32) -> list[QueryResult]:
