@@ -72,16 +72,19 @@ class IndexReport:
 
 
 def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | None = None,
-                  options: IndexOptions | None = None, embedder: Embedder | None = None) -> IndexReport:
+                  options: IndexOptions | None = None, embedder: Embedder | None = None,
+                  configs: Sequence[MetricConfig] | None = None) -> IndexReport:
     """Bring ``library`` up to date with the image files under ``roots`` (default: its known roots).
 
     ``embedder``: an :class:`Embedder` whose networks are already loaded (benchmarks).
+    ``configs``: metric configs to use instead of looking ``options.metrics`` up (doctor uses the
+    configs stored with the library).
     Takes the library's writer lock (:class:`~lookalike.indexer.lock.LibraryBusyError` if another
     writer holds it, unless ``options.wait``). Safe to kill at any moment: the next run resumes.
     """
     opts = options or IndexOptions()
     start = time.monotonic()
-    configs = [get_config(m) for m in dict.fromkeys(opts.metrics)]
+    configs = list(configs) if configs else [get_config(m) for m in dict.fromkeys(opts.metrics)]
     with WriterLock(library.path, wait=opts.wait):
         writer = LibraryWriter(library, configs, factory=opts.factory, rebuild=opts.rebuild,
                                save_every_s=opts.save_every_s)
