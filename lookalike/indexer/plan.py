@@ -45,7 +45,11 @@ class Plan:
 
 def under(path: str, roots: Iterable[str]) -> bool:
     """Whether ``path`` is one of ``roots`` or inside one of them."""
-    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+    for r in roots:
+        base = r.rstrip(os.sep)
+        if path == (base or os.sep) or path.startswith(base + os.sep):
+            return True
+    return False
 
 
 def make_plan(listing: Iterable[FileEntry | ListingProblem], known: Mapping[str, KnownFile],
