@@ -14,10 +14,10 @@ from lookalike.store.models import OK, Content, Image, MetricIndex, Root, Vector
 def library_status(lib: Library) -> dict[str, Any]:
     """A JSON-able summary (``lookalike status --json`` prints exactly this)."""
     with lib.store.session() as s:
-        by_status = dict(s.execute(select(Image.status, func.count()).group_by(Image.status)).tuples().all())
+        by_status = {st: n for st, n in s.execute(select(Image.status, func.count()).group_by(Image.status))}
         contents = s.scalar(select(func.count()).select_from(Content)) or 0
-        counts = dict(s.execute(select(Vector.metric_id, func.count()).group_by(Vector.metric_id))
-                      .tuples().all())
+        counts = {mid: n for mid, n in s.execute(select(Vector.metric_id, func.count())
+                                                 .group_by(Vector.metric_id))}
         metrics = []
         for row in s.scalars(select(MetricIndex).order_by(MetricIndex.name)):
             path = lib.index_path(row.name)
