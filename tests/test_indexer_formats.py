@@ -1,0 +1,117 @@
+"""Every format indexes; every bad file is recorded with its reason; nothing stops the run."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dbfixtures import db_url  # noqa: F401
+from PIL import Image
+from sqlalchemy import select
+
+from lookalike.indexer import listing
+from lookalike.indexer.library import Library
+from lookalike.indexer.run import IndexOptions, index_library
+from lookalike.store.models import Image as ImageRow
+
+
+def png_header_only(path: Path, w: int, h: int) -> None:
+    """A PNG whose header claims ``w`` x ``h`` pixels (and holds none)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def make_corpus(photo: Path, root: Path) -> tuple[set[str], dict[str, str]]:
+    """Good files (names) and bad files (name -> expected reason)."""
+    root.mkdir()
+    img = Image.open(photo).convert("RGB")
+    small = img.resize((96, 64))
+    (root / "photo.jpg").write_bytes(photo.read_bytes())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    small.save(root / "rotated.jpg", exif=exif)
+    small.convert("CMYK").save(root / "cmyk.jpg")
+    deep = np.arange(64 * 96, dtype=np.uint16).reshape(64, 96) * 10
+    Image.frombytes("I;16", (96, 64), deep.astype("<u2").tobytes()).save(root / "deep16.png")
+    pal = small.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    pal.info["transparency"] = 0
+    pal.save(root / "palette.png", transparency=0)
+    frames = [small, small.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    small.save(root / "pic.webp")
+    small.save(root / "pic.tiff")
+    small.save(root / "pic.bmp")
+    import pillow_heif
+
+    pillow_heif.from_pillow(small).save(root / "pic.heic", quality=80)
+    good = {"photo.jpg", "rotated.jpg", "cmyk.jpg", "deep16.png", "palette.png", "anim.gif", "pic.webp",
+            "pic.tiff", "pic.bmp", "pic.heic"}
+    (root / "zero.jpg").write_bytes(b"")
+    data = photo.read_bytes()
+    (root / "truncated.jpg").write_bytes(data[: len(data) * 2 // 5])
+    (root / "text.jpg").write_text("this is not a picture\n")
+    png_header_only(root / "huge.png", 30000, 30000)
+    (root / "readme.txt").write_text("ignored: not an image name")
+    bad = {"zero.jpg": "empty file", "truncated.jpg": "truncated or corrupt image",
+           "text.jpg": "not an image", "huge.png": "image too large (decompression-bomb limit)"}
+    return good, bad
+
+
+def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
+    root = tmp_path / "corpus"
+    good, bad = make_corpus(photos[0], root)
+    (root / "sub").mkdir()
+    os.symlink(root, root / "sub" / "loop")
+    (root / "locked").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "locked" / "hidden.png")
+    real = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]  # root reads everything: inject the error
+        if os.path.basename(str(path)) == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(listing.os, "scandir", scandir)
+    with Library.open(tmp_path / "lib", db_url=db_url, create=True, writable=True) as lib:
+        report = index_library(lib, [str(root)], IndexOptions(metrics=["tiny-vit"], workers=1,
+                                                               progress=False, commit_every=3))
+        assert report.read == len(good) + len(bad) and report.failed == len(bad) and report.skipped == 2
+        with lib.store.session() as s:
+            rows = {Path(r.path).relative_to(root).as_posix(): r for r in s.scalars(select(ImageRow))}
+        assert {n for n, r in rows.items() if r.status == "ok"} == good
+        assert {n: r.error for n, r in rows.items() if r.status == "failed"} == bad
+        assert {n: r.error for n, r in rows.items() if r.status == "skipped"} == {
+            "sub/loop": "symlink loop", "locked": "unreadable folder"}
+        assert "900000000" in (rows["huge.png"].detail or "")  # 30000 x 30000 pixels
+        assert (rows["rotated.jpg"].width, rows["rotated.jpg"].height, rows["rotated.jpg"].orientation) == (64, 96, 6)
+        assert (rows["pic.heic"].format, rows["pic.heic"].width) == ("HEIF", 96)
+        assert rows["photo.jpg"].sha256 == next(
+            line.split(",")[1] for line in (photos[0].parent / "MANIFEST.csv").read_text().splitlines()
+            if line.startswith(photos[0].name))
+        vecs = lib.vectors("tiny-vit", lib.ids("tiny-vit"))
+        assert vecs.shape == (len(good), 32) and np.isfinite(vecs).all()
+    monkeypatch.setattr(listing.os, "scandir", real)
+    with Library.open(tmp_path / "lib") as lib:  # again: bad files are not re-read, the folder is
+        report = index_library(lib, [str(root)], IndexOptions(metrics=["tiny-vit"], workers=0, progress=False))
+    assert report.read == 1 and report.unchanged == len(good) + len(bad) and report.skipped == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their permissions")
+def test_unreadable_folder_by_permissions(tmp_path):
+    root = tmp_path / "r"
+    (root / "locked").mkdir(parents=True)
+    (root / "locked").chmod(0)
+    try:
+        with Library.open(tmp_path / "lib", create=True, writable=True) as lib:
+            report = index_library(lib, [str(root)], IndexOptions(metrics=["tiny-vit"], progress=False))
+    finally:
+        (root / "locked").chmod(0o755)
+    assert report.failures == [{"path": str(root / "locked"), "status": "skipped",
+                                "reason": "unreadable folder"}]
