@@ -301,7 +301,14 @@ class Library:
             factory = "Flat"  # nothing to train on yet
         (log.info if len(ids) else log.debug)("building %s index of %d %s vectors", factory, len(ids),
                                               row.name)
-        return VectorIndex.build(row.name, row.dim, row.distance, factory, ids, vecs)
+        try:
+            return VectorIndex.build(row.name, row.dim, row.distance, factory, ids, vecs)
+        except RuntimeError as exc:  # e.g. fewer training vectors than IVF lists
+            if factory == "Flat":
+                raise
+            log.warning("cannot build a %s index of %d %s vectors (%s); using Flat", factory, len(ids),
+                        row.name, str(exc).splitlines()[-1])
+            return VectorIndex.build(row.name, row.dim, row.distance, "Flat", ids, vecs)
 
     def _fetch_vectors(self, row: MetricIndex, ids: Sequence[int]) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}

@@ -91,6 +91,12 @@ class LibraryWriter:
 
         prov = provenance(config)
         override = None if factory in (None, "auto") else factory
+        if override:
+            try:
+                VectorIndex.empty(config.name, config.dim, config.distance, override)
+            except RuntimeError as exc:
+                raise UsageError(f"invalid FAISS index factory {override!r}: "
+                                 f"{str(exc).splitlines()[-1]}") from None
         with self.store.transaction() as s:
             row = s.scalar(select(MetricIndex).where(MetricIndex.name == config.name))
             if row is None:
