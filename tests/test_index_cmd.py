@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from conftest import ROOT
 from dbfixtures import copy_photos, db_url  # noqa: F401
@@ -42,7 +41,8 @@ def test_index_status_doctor_json(cli, photos, tmp_path, db_url):  # noqa: F811
     assert doc.returncode == 1 and json.loads(doc.stdout)["findings"][0]["kind"] == "missing-files"
     doc = cli("doctor", "--library", lib, "--repair", "--json")
     assert doc.returncode == 0 and json.loads(doc.stdout)["repaired"]
-    again = json.loads(cli("index", "--library", lib, "--json", check=True).stdout)  # remembered roots+metrics
+    # no DIR, no -m: the library's roots and metrics
+    again = json.loads(cli("index", "--library", lib, "--json", check=True).stdout)
     assert again["read"] == 0 and again["metrics"] == ["tiny-vit", "tiny-vit-b"]
 
 

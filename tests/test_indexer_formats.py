@@ -90,7 +90,8 @@ def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
         assert {n: r.error for n, r in rows.items() if r.status == "skipped"} == {
             "sub/loop": "symlink loop", "locked": "unreadable folder"}
         assert "900000000" in (rows["huge.png"].detail or "")  # 30000 x 30000 pixels
-        assert (rows["rotated.jpg"].width, rows["rotated.jpg"].height, rows["rotated.jpg"].orientation) == (64, 96, 6)
+        rot = rows["rotated.jpg"]
+        assert (rot.width, rot.height, rot.orientation) == (64, 96, 6)  # upright size
         assert (rows["pic.heic"].format, rows["pic.heic"].width) == ("HEIF", 96)
         assert rows["photo.jpg"].sha256 == next(
             line.split(",")[1] for line in (photos[0].parent / "MANIFEST.csv").read_text().splitlines()
@@ -99,7 +100,8 @@ def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
         assert vecs.shape == (len(good), 32) and np.isfinite(vecs).all()
     monkeypatch.setattr(listing.os, "scandir", real)
     with Library.open(tmp_path / "lib") as lib:  # again: bad files are not re-read, the folder is
-        report = index_library(lib, [str(root)], IndexOptions(metrics=["tiny-vit"], workers=0, progress=False))
+        report = index_library(lib, [str(root)],
+                               IndexOptions(metrics=["tiny-vit"], workers=0, progress=False))
     assert report.read == 1 and report.unchanged == len(good) + len(bad) and report.skipped == 1
 
 

@@ -12,7 +12,8 @@ from lookalike.indexer.vectors import VectorIndex, index_filename
 @pytest.fixture
 def data() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
-    return rng.choice(10_000, 300, replace=False).astype(np.int64), rng.normal(size=(300, 24)).astype(np.float32)
+    ids = rng.choice(10_000, 300, replace=False).astype(np.int64)
+    return ids, rng.normal(size=(300, 24)).astype(np.float32)
 
 
 @pytest.mark.parametrize("distance", ["cosine", "sqeuclidean"])

@@ -37,9 +37,11 @@ def test_first_revision_data_survives_upgrade_to_head(db_url, tmp_path):  # noqa
         conn.execute(sa.text("INSERT INTO contents (id, sha256, size, created_at) VALUES (7, :s, 12, :t)"),
                      {"s": "ab" * 32, "t": now})
         conn.execute(sa.text("INSERT INTO images (path, size, mtime_ns, sha256, content_id, status, "
-                             "updated_at) VALUES ('/p/a.jpg', 12, 5, :s, 7, 'ok', :t)"), {"s": "ab" * 32, "t": now})
+                             "updated_at) VALUES ('/p/a.jpg', 12, 5, :s, 7, 'ok', :t)"),
+                     {"s": "ab" * 32, "t": now})
         conn.execute(sa.text("INSERT INTO metrics (id, name, dim, distance, provenance, vector_count, "
-                             "created_at, updated_at) VALUES (1, 'm', 2, 'cosine', '{}', 1, :t, :t)"), {"t": now})
+                             "created_at, updated_at) VALUES (1, 'm', 2, 'cosine', '{}', 1, :t, :t)"),
+                     {"t": now})
         conn.execute(sa.text("INSERT INTO vectors (metric_id, content_id, data) VALUES (1, 7, :d)"),
                      {"d": b"\0" * 8})
     store.close()

@@ -16,8 +16,7 @@ import hashlib
 import io
 import multiprocessing as mp
 import os
-from collections.abc import Mapping
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import TypeVar

@@ -75,13 +75,14 @@ class LibraryWriter:
         self._save_cost = 0.0
         for config in configs:
             self.rows[config.name] = self._ensure_metric(config, factory, rebuild)
-        for name, row in self.rows.items():
+        for name in self.rows:
             index, report = library.load_index(name)
             self.indexes[name] = index
             self.sync_reports.append(report)
             if report.changed:
                 log.info("index %s caught up with the database (%d added, %d removed%s)", name,
-                         report.added, report.removed, f"; rebuilt: {report.rebuilt}" if report.rebuilt else "")
+                         report.added, report.removed,
+                         f"; rebuilt: {report.rebuilt}" if report.rebuilt else "")
                 self._dirty.add(name)
 
     # -- metrics ------------------------------------------------------------------------------------
@@ -297,7 +298,8 @@ class LibraryWriter:
             row, index = self.rows[name], self.indexes[name]
             want = self.wanted_factory(name) if choose else index.factory
             if want != index.factory:
-                log.info("%s: %d vectors -> switching index %s -> %s", name, index.ntotal, index.factory, want)
+                log.info("%s: %d vectors -> switching index %s -> %s", name, index.ntotal,
+                         index.factory, want)
                 index = self.indexes[name] = self.library.build_index(row, want)
                 self._dirty.add(name)
             if name not in self._dirty and self.library.index_path(name).is_file():
