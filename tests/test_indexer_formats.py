@@ -36,6 +36,7 @@ def make_corpus(photo: Path, root: Path) -> tuple[set[str], dict[str, str]]:
     (root / "photo.jpg").write_bytes(photo.read_bytes())
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees when shown
+    exif[0x0132] = "2021:05:06 07:08:09"
     small.save(root / "rotated.jpg", exif=exif)
     small.convert("CMYK").save(root / "cmyk.jpg")
     deep = np.arange(64 * 96, dtype=np.uint16).reshape(64, 96) * 10
@@ -92,6 +93,7 @@ def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
         assert "900000000" in (rows["huge.png"].detail or "")  # 30000 x 30000 pixels
         rot = rows["rotated.jpg"]
         assert (rot.width, rot.height, rot.orientation) == (64, 96, 6)  # upright size
+        assert rot.exif_datetime == "2021:05:06 07:08:09"
         assert (rows["pic.heic"].format, rows["pic.heic"].width) == ("HEIF", 96)
         assert rows["photo.jpg"].sha256 == next(
             line.split(",")[1] for line in (photos[0].parent / "MANIFEST.csv").read_text().splitlines()

@@ -39,6 +39,8 @@ from sqlalchemy import select
 from lookalike.errors import UsageError
 from lookalike.indexer.atomic import atomic_write_bytes
 from lookalike.indexer.vectors import VectorIndex, index_filename
+
+__all__ = ["Library", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
 from lookalike.store.db import Store, open_store, sqlite_url
 from lookalike.store.models import OK, Image, MetricIndex, Vector
 
