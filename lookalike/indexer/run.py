@@ -18,6 +18,7 @@ import numpy as np
 from lookalike.embed.config import MetricConfig
 from lookalike.embed.pipeline import Prepared, batched, prepare_files
 from lookalike.embed.registry import get_config
+from lookalike.errors import UnknownMetricError
 from lookalike.indexer.library import Library
 from lookalike.indexer.listing import FileEntry, walk
 from lookalike.indexer.lock import WriterLock
@@ -84,7 +85,7 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
     """
     opts = options or IndexOptions()
     start = time.monotonic()
-    configs = list(configs) if configs else [get_config(m) for m in dict.fromkeys(opts.metrics)]
+    configs = list(configs) if configs else [resolve_config(library, m) for m in dict.fromkeys(opts.metrics)]
     with WriterLock(library.path, wait=opts.wait):
         writer = LibraryWriter(library, configs, factory=opts.factory, rebuild=opts.rebuild,
                                save_every_s=opts.save_every_s)
@@ -125,6 +126,17 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
         report.vectors = {name: index.ntotal for name, index in writer.indexes.items()}
     report.seconds = round(time.monotonic() - start, 3)
     return report
+
+
+def resolve_config(library: Library, name: str) -> MetricConfig:
+    """The registered config of ``name``, or the one stored with the library's vectors."""
+    try:
+        return get_config(name)
+    except UnknownMetricError:
+        if name not in library.metrics():
+            raise
+        log.warning("metric %s is not registered any more; using the config stored in the library", name)
+        return MetricConfig.from_dict(library.provenance(name)["config"])
 
 
 def known_roots(library: Library) -> list[str]:
