@@ -61,3 +61,22 @@ def test_prepare_files_in_workers_passes_expectations(photos):
     got = list(prepare_files(paths, [PRE], workers=1, digest=True, expect={paths[2]: sha}))
     assert [g.path for g in got] == paths
     assert [g.unchanged for g in got] == [False, False, True, False, False, False]
+
+
+def test_read_ahead_is_bounded(photos):
+    """A slow consumer must not make the workers decode (and hold in memory) everything at once."""
+    import time
+
+    pulled = 0
+
+    def paths():  # type: ignore[no-untyped-def]
+        nonlocal pulled
+        for _ in range(400):
+            pulled += 1
+            yield str(photos[0])
+
+    it = prepare_files(paths(), [PRE], workers=1, ahead=16)
+    next(it)
+    time.sleep(1.0)  # the consumer is busy; the workers may only run a little ahead
+    assert pulled <= 16 + 8
+    assert sum(1 for _ in it) == 399

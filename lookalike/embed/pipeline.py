@@ -16,10 +16,11 @@ import hashlib
 import io
 import multiprocessing as mp
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -94,10 +95,22 @@ def default_workers() -> int:
     return max(1, cores - 1) if cores > 2 else 1
 
 
+def _jobs(chunk: list[tuple[str, tuple[Preprocess, ...], bool, bool, str | None]]) -> list[Prepared]:
+    return [prepare_file(*args) for args in chunk]
+
+
+#: Files handed to a worker process at a time.
+CHUNK = 4
+
+
 def prepare_files(paths: Iterable[str], pres: Sequence[Preprocess], workers: int | None = None,
                   draft: bool = True, digest: bool = False,
-                  expect: Mapping[str, str] | None = None) -> Iterator[Prepared]:
-    """Prepare ``paths`` in order with ``workers`` processes (0 = in this process)."""
+                  expect: Mapping[str, str] | None = None, ahead: int | None = None) -> Iterator[Prepared]:
+    """Prepare ``paths`` in order with ``workers`` processes (0 = in this process).
+
+    At most ``ahead`` files (default ``32 * workers``) are decoded ahead of the consumer, so memory
+    stays bounded however slow the consumer (inference) is and however many paths there are.
+    """
     pres = tuple(pres)
     workers = default_workers() if workers is None else workers
     expect = expect or {}
@@ -105,9 +118,16 @@ def prepare_files(paths: Iterable[str], pres: Sequence[Preprocess], workers: int
     if workers <= 0:
         yield from map(_job, jobs)
         return
+    window = max(2, (ahead or 32 * workers) // CHUNK)
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(workers, initializer=_worker_init) as pool:
-        yield from pool.imap(_job, jobs, chunksize=4)
+        pending: deque[Any] = deque()
+        for chunk in batched(jobs, CHUNK):
+            pending.append(pool.apply_async(_jobs, (chunk,)))
+            if len(pending) >= window:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
 
 
 def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
