@@ -22,13 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import PHOTOS, machine, write_result  # noqa: E402
 from lookalike.embed.pipeline import prepare_files  # noqa: E402
 from lookalike.embed.registry import create_metric  # noqa: E402
 from lookalike.files import expand_inputs  # noqa: E402
 from lookalike.indexer.library import Library  # noqa: E402
 from lookalike.indexer.run import Embedder, IndexOptions, index_library  # noqa: E402
-
-DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 
 
 def model_only(metric, arrays: np.ndarray, batch: int) -> float:  # type: ignore[no-untyped-def]
@@ -50,12 +49,11 @@ def end_to_end(embedder: Embedder, photos: Path, metric: str, batch: int, worker
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    ap.add_argument("--photos", type=Path, default=PHOTOS)
     ap.add_argument("--metric", default="effnet-lite0")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "index_throughput.json")
     args = ap.parse_args()
     metric = create_metric(args.metric)
     paths = expand_inputs([args.photos])
@@ -71,9 +69,8 @@ def main() -> int:
     result = {"metric": args.metric, "images": len(paths), "model_only_img_s": round(max(model), 2),
               "end_to_end_img_s": round(max(e2e), 2), "ratio": round(max(e2e) / max(model), 3),
               "runs": {"model_only": [round(x, 2) for x in model], "end_to_end": [round(x, 2) for x in e2e]},
-              "target_ratio": 0.85}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+              "target_ratio": 0.85, "machine": machine()}
+    write_result("index_throughput", result)
     print(json.dumps(result))
     return 0
 

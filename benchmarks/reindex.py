@@ -24,11 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import PHOTOS, machine, write_result  # noqa: E402
 from lookalike.files import expand_inputs  # noqa: E402
 from lookalike.indexer.library import Library  # noqa: E402
 from lookalike.indexer.run import IndexOptions, index_library  # noqa: E402
-
-DEFAULT_PHOTOS = ROOT.parent / "shared" / "photos"
 
 
 def make_tree(photos: list[str], dest: Path, n: int, per_dir: int = 250) -> None:
@@ -52,10 +51,9 @@ def timed_index(lib_dir: Path, root: Path, metric: str) -> tuple[float, dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    ap.add_argument("--photos", type=Path, default=PHOTOS)
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--metric", default="tiny-vit")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "reindex.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tree, lib_dir = Path(tmp) / "photos", Path(tmp) / "lib"
@@ -71,9 +69,9 @@ def main() -> int:
     result = {"files": args.files, "metric": args.metric, "first_index_s": round(first, 2),
               "reindex_s": round(again, 3), "reindex_ratio": round(again / first, 4),
               "reindex_cli_s": round(cli, 2), "reindex_cli_ratio": round(cli / first, 4),
-              "first_index_img_s": round(args.files / first, 1), "target_ratio": 0.02}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+              "first_index_img_s": round(args.files / first, 1), "target_ratio": 0.02,
+              "machine": machine()}
+    write_result("reindex", result)
     print(json.dumps(result))
     return 0
 

@@ -1,7 +1,7 @@
 """The ``db_url`` fixture: every store/indexer test runs on SQLite, and on PostgreSQL too when
 ``LOOKALIKE_TEST_PG_URL`` is set (each test in a schema of its own, dropped afterwards).
 
-Import it into a test module with ``from dbfixtures import db_url  # noqa: F401``.
+Import it into a test module with ``from tests.dbfixtures import db_url  # noqa: F401``.
 """
 
 from __future__ import annotations

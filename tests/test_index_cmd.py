@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT
-from dbfixtures import copy_photos, db_url  # noqa: F401
+from tests.conftest import ROOT
+from tests.dbfixtures import copy_photos, db_url  # noqa: F401
 
 
 def db_args(db_url: str | None) -> list[str]:  # noqa: F811

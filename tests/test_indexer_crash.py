@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import ROOT
-from dbfixtures import db_url  # noqa: F401
 
 from lookalike.indexer.doctor import diagnose
 from lookalike.indexer.library import Library
 from lookalike.indexer.run import IndexOptions, index_library
+from tests.conftest import ROOT
+from tests.dbfixtures import db_url  # noqa: F401
 
 KILLS = 20
 KILLS_PG = 8  # the PostgreSQL run repeats the same checks with fewer kills, to keep CI short

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from dbfixtures import db_url  # noqa: F401
 from PIL import Image
 from sqlalchemy import select
 
@@ -17,57 +14,37 @@ from lookalike.indexer import listing
 from lookalike.indexer.library import Library
 from lookalike.indexer.run import IndexOptions, index_library
 from lookalike.store.models import Image as ImageRow
-
-
-def png_header_only(path: Path, w: int, h: int) -> None:
-    """A PNG whose header claims ``w`` x ``h`` pixels (and holds none)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+from tests.corpus import bad_files, odd_files
+from tests.dbfixtures import db_url  # noqa: F401
 
 
 def make_corpus(photo: Path, root: Path) -> tuple[set[str], dict[str, str]]:
-    """Good files (names) and bad files (name -> expected reason)."""
-    root.mkdir()
-    img = Image.open(photo).convert("RGB")
-    small = img.resize((96, 64))
+    """Good files (names) and bad files (name -> expected reason), from tests/corpus.py and more."""
+    odd = odd_files(root, photo)
+    bad = bad_files(root, photo)
+    small = Image.open(photo).convert("RGB").resize((96, 64))
     (root / "photo.jpg").write_bytes(photo.read_bytes())
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees when shown
     exif[0x0132] = "2021:05:06 07:08:09"
     small.save(root / "rotated.jpg", exif=exif)
-    small.convert("CMYK").save(root / "cmyk.jpg")
-    deep = np.arange(64 * 96, dtype=np.uint16).reshape(64, 96) * 10
-    Image.frombytes("I;16", (96, 64), deep.astype("<u2").tobytes()).save(root / "deep16.png")
-    pal = small.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
-    pal.info["transparency"] = 0
-    pal.save(root / "palette.png", transparency=0)
-    frames = [small, small.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
-    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    small.save(root / "pic.webp")
-    small.save(root / "pic.tiff")
-    small.save(root / "pic.bmp")
+    for ext in ("webp", "tiff", "bmp"):
+        small.save(root / f"pic.{ext}")
     import pillow_heif
 
     pillow_heif.from_pillow(small).save(root / "pic.heic", quality=80)
-    good = {"photo.jpg", "rotated.jpg", "cmyk.jpg", "deep16.png", "palette.png", "anim.gif", "pic.webp",
-            "pic.tiff", "pic.bmp", "pic.heic"}
-    (root / "zero.jpg").write_bytes(b"")
-    data = photo.read_bytes()
-    (root / "truncated.jpg").write_bytes(data[: len(data) * 2 // 5])
-    (root / "text.jpg").write_text("this is not a picture\n")
-    png_header_only(root / "huge.png", 30000, 30000)
     (root / "readme.txt").write_text("ignored: not an image name")
-    bad = {"zero.jpg": "empty file", "truncated.jpg": "truncated or corrupt image",
-           "text.jpg": "not an image", "huge.png": "image too large (decompression-bomb limit)"}
-    return good, bad
+    good = {p.name for p, _ in odd.values()} | {"photo.jpg", "rotated.jpg", "pic.webp", "pic.tiff",
+                                                "pic.bmp", "pic.heic"}
+    reasons = {"zero-byte": "empty file", "truncated": "truncated or corrupt image", "text": "not an image",
+               "bomb": "image too large (decompression-bomb limit)"}
+    return good, {bad[k].name: reasons[k] for k in reasons}
 
 
 def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
     root = tmp_path / "corpus"
     good, bad = make_corpus(photos[0], root)
+    assert len(good) >= 13 and len(bad) == 4
     (root / "sub").mkdir()
     os.symlink(root, root / "sub" / "loop")
     (root / "locked").mkdir()
@@ -90,7 +67,7 @@ def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
         assert {n: r.error for n, r in rows.items() if r.status == "failed"} == bad
         assert {n: r.error for n, r in rows.items() if r.status == "skipped"} == {
             "sub/loop": "symlink loop", "locked": "unreadable folder"}
-        assert "900000000" in (rows["huge.png"].detail or "")  # 30000 x 30000 pixels
+        assert "900000000" in (rows["bomb.png"].detail or "")  # 30000 x 30000 pixels
         rot = rows["rotated.jpg"]
         assert (rot.width, rot.height, rot.orientation) == (64, 96, 6)  # upright size
         assert rot.exif_datetime == "2021:05:06 07:08:09"

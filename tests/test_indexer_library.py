@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dbfixtures import copy_photos, db_url  # noqa: F401
 
 from lookalike.embed.registry import create_metric
 from lookalike.errors import UsageError
 from lookalike.indexer.doctor import diagnose, repair
 from lookalike.indexer.library import Library, LibraryNotFoundError
 from lookalike.indexer.run import IndexOptions, IndexReport, index_library
+from tests.dbfixtures import copy_photos, db_url  # noqa: F401
 
 
 def run_index(folder: Path, roots: list[Path] | None, db_url: str | None = None,  # noqa: F811
@@ -46,7 +46,7 @@ def test_index_then_library_api(pics, tmp_path, db_url):  # noqa: F811
         np.testing.assert_allclose(stored, fresh, atol=1e-5)
         dist, got = index.search(stored[:3], 4)
         assert list(got[:, 0]) == ids[:3] and np.allclose(dist[:, 0], 0, atol=1e-5)
-        assert lib.provenance("tiny-vit")["config"]["name"] == "tiny-vit"
+        assert lib.provenance("tiny-vit")["config"] == create_metric("tiny-vit").config.to_dict()
         assert lib.id_for_path(tmp_path / "nope.jpg") is None
         with pytest.raises(KeyError):
             lib.vectors("tiny-vit", [ids[0], 10**9])

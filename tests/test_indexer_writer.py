@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dbfixtures import db_url  # noqa: F401
 
 from lookalike.embed.pipeline import Prepared
 from lookalike.embed.registry import get_config
@@ -13,6 +12,7 @@ from lookalike.indexer.library import Library
 from lookalike.indexer.listing import FileEntry
 from lookalike.indexer.run import Embedder, embed_chunk
 from lookalike.indexer.writer import FileResult, LibraryWriter
+from tests.dbfixtures import db_url  # noqa: F401
 
 
 @pytest.fixture

@@ -6,12 +6,21 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from dbfixtures import db_url, store_url  # noqa: F401
 from sqlalchemy import select
 
 from lookalike.store import head_revision, open_store, upgrade
 from lookalike.store.db import Store, current_revision, normalise_url
-from lookalike.store.models import Base, Content, Image, Judgment, MetricIndex, Study, Trial, Vector
+from lookalike.store.models import (
+    Base,
+    Content,
+    Image,
+    Judgment,
+    MetricIndex,
+    Study,
+    Trial,
+    Vector,
+)
+from tests.dbfixtures import db_url, store_url  # noqa: F401
 
 
 def test_open_creates_schema_at_head_matching_models(db_url, tmp_path):  # noqa: F811

@@ -179,8 +179,20 @@ class Library:
         return row
 
     def provenance(self, metric: str) -> dict[str, Any]:
-        """What produced ``metric``'s vectors (see :meth:`lookalike.embed.metric.Metric.provenance`)."""
-        return dict(self.metric_row(metric).provenance)
+        """What produced ``metric``'s vectors (see :meth:`lookalike.embed.metric.Metric.provenance`).
+
+        ``["config"]`` is in :meth:`MetricConfig.to_dict` form (tuples, not JSON lists), so it compares
+        equal to ``create_metric(metric).config.to_dict()`` when the metric is unchanged.
+        """
+        prov = dict(self.metric_row(metric).provenance)
+        if isinstance(prov.get("config"), dict):
+            from lookalike.embed.config import MetricConfig
+
+            try:
+                prov["config"] = MetricConfig.from_dict(prov["config"]).to_dict()
+            except (TypeError, ValueError):  # a config from another version: leave it as stored
+                pass
+        return prov
 
     def index_path(self, metric: str) -> Path:
         return self.path / "indexes" / index_filename(metric)
