@@ -34,7 +34,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("dirs", nargs="*", metavar="DIR", help="folders (or files) to index")
     add_library(p)
     p.add_argument("-m", "--metric", action="append", dest="metrics", metavar="M",
-                   help="metric to index (repeatable; default: effnet-lite0, or the library's metrics)")
+                   help="metric to index (repeatable or comma-separated; default: the library's "
+                        "metrics, or effnet-lite0 for a new library)")
     p.add_argument("--index-factory", default=None, metavar="F",
                    help="FAISS index factory string (e.g. Flat, IVF1024,Flat, HNSW32) instead of the "
                         "size-based choice; remembered; 'auto' returns to the size-based choice")
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         if not Path(d).exists():
             raise UsageError(f"no such file or folder: {d}")
     with Library.open(args.library, db_url=args.db, create=True, writable=True) as lib:
-        metrics = args.metrics or lib.metrics() or [DEFAULT_METRIC]
+        wanted = [m for arg in args.metrics or () for m in arg.split(",") if m.strip()]
+        metrics = [m.strip() for m in wanted] or lib.metrics() or [DEFAULT_METRIC]
         opts = IndexOptions(metrics=metrics, batch_size=args.batch_size, commit_every=args.commit_every,
                             workers=args.workers, device=args.device, factory=args.index_factory,
                             rebuild=args.rebuild, wait=args.wait, progress=not args.json)
