@@ -184,6 +184,9 @@ def test_doctor_repairs_damage(pics, tmp_path, db_url):  # noqa: F811
         assert done and diagnose(lib) == []
         assert lib.vector_index("tiny-vit").ntotal == 22  # pics[1] comes back on the next index run
         assert lib.id_for_path(pics[0]) is not None
+        from lookalike.indexer.run import known_roots
+
+        assert known_roots(lib) == [str(root)]  # re-embedding single files added no roots
 
 
 def test_listing_problems_are_recorded_and_cleared(pics, tmp_path, db_url):  # noqa: F811

@@ -158,7 +158,8 @@ def repair(lib: Library, wait: bool = False, workers: int | None = None,
     lacking = [p for p in lacking if os.path.exists(p)]
     if lacking and configs:
         report = index_library(lib, lacking, IndexOptions(
-            metrics=[c.name for c in configs], wait=wait, workers=workers, device=device, progress=False),
+            metrics=[c.name for c in configs], wait=wait, workers=workers, device=device, progress=False,
+            remember_roots=False),
             configs=configs)
         done.append(f"re-embedded {sum(report.embedded.values())} vector(s) for {len(lacking)} file(s)")
     return done

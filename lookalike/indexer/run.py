@@ -45,6 +45,7 @@ class IndexOptions:
     wait: bool = False
     progress: bool = True
     save_every_s: float = 60.0
+    remember_roots: bool = True  # record the roots so that `index` without DIR re-indexes them
 
 
 @dataclass
@@ -122,7 +123,8 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
                     bar.update(1)
             writer.flush()
         writer.save()
-        writer.touch_roots(top)
+        if opts.remember_roots:
+            writer.touch_roots(top)
         report.vectors = {name: index.ntotal for name, index in writer.indexes.items()}
     report.seconds = round(time.monotonic() - start, 3)
     return report
