@@ -6,19 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-
-def fsync_dir(folder: str | os.PathLike[str]) -> None:
-    """Make a rename in ``folder`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from lookalike.embed.cachefs import fsync_path
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
@@ -31,13 +19,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
     try:
         write(str(tmp))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        fsync_path(tmp)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(target.parent)
+    fsync_path(target.parent)
     for stale in target.parent.glob(f".tmp-*-{target.name}"):  # leftovers of killed writers
         try:
             pid = int(stale.name.split("-")[1])
