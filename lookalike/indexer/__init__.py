@@ -1,1 +1,14 @@
-"""Indexing a photo library: listing files, embedding, writing SQL rows and FAISS vectors."""
+"""Indexing a photo library: listing files, embedding, writing SQL rows and FAISS vectors.
+
+Public API (see :mod:`lookalike.indexer.library` for the full contract)::
+
+    from lookalike.indexer.library import Library, VectorIndex
+    from lookalike.indexer.run import IndexOptions, index_library
+
+Stages, each a small module: :mod:`~lookalike.indexer.listing` (walk folders) ->
+:mod:`~lookalike.indexer.plan` (what changed) -> :func:`lookalike.embed.pipeline.prepare_files`
+(read + hash + decode in worker processes) -> :func:`~lookalike.indexer.run.embed_chunk` (inference,
+each content once) -> :mod:`~lookalike.indexer.writer` (batched commits, FAISS upkeep).
+:mod:`~lookalike.indexer.doctor` checks and repairs; :mod:`~lookalike.indexer.factory` picks the
+FAISS index type by size.
+"""

@@ -1,0 +1,83 @@
+"""``lookalike index``: add folders of photos to a library, incrementally and resumably."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from lookalike.cli.common import add_device, add_json, emit_json, new_command
+
+log = logging.getLogger(__name__)
+
+EPILOG = """\
+Re-running is incremental: files whose path, size and mtime are unchanged are not read again,
+changed files are re-embedded, deleted files leave the index, and identical files are embedded
+once. A run killed at any moment loses at most its last uncommitted batch; just run it again.
+Without DIR, the folders indexed before are re-indexed.
+"""
+
+
+def add_library(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library", type=Path, default=None,
+                        help="library folder (default: $LOOKALIKE_LIBRARY or ./.lookalike)")
+    parser.add_argument("--db", default=None, metavar="URL",
+                        help="database URL, e.g. postgresql+psycopg://user@host/db (default: SQLite "
+                             "library.db in the library folder); remembered by the library")
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = new_command(sub, "index", parents, "index folders of photos into a library",
+                    description="Index folders of photos into a library (SQL metadata + one FAISS "
+                                "index per metric).\n\n" + EPILOG)
+    p.add_argument("dirs", nargs="*", metavar="DIR", help="folders (or files) to index")
+    add_library(p)
+    p.add_argument("-m", "--metric", action="append", dest="metrics", metavar="M",
+                   help="metric to index (repeatable or comma-separated; default: the library's "
+                        "metrics, or effnet-lite0 for a new library)")
+    p.add_argument("--index-factory", default=None, metavar="F",
+                   help="FAISS index factory string (e.g. Flat, IVF1024,Flat, HNSW32) instead of the "
+                        "size-based choice; remembered; 'auto' returns to the size-based choice")
+    p.add_argument("--batch-size", type=int, default=32, help="images per inference batch")
+    p.add_argument("--commit-every", type=int, default=256, metavar="N",
+                   help="commit rows and vectors every N files (default 256)")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (0: none)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="re-embed a metric whose config changed since its vectors were made")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for another writer of the library to finish instead of failing")
+    add_device(p)
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lookalike.errors import UsageError
+    from lookalike.indexer.library import Library
+    from lookalike.indexer.run import DEFAULT_METRIC, IndexOptions, index_library
+
+    for d in args.dirs:
+        if not Path(d).exists():
+            raise UsageError(f"no such file or folder: {d}")
+    with Library.open(args.library, db_url=args.db, create=True, writable=True) as lib:
+        wanted = [m for arg in args.metrics or () for m in arg.split(",") if m.strip()]
+        metrics = [m.strip() for m in wanted] or lib.metrics() or [DEFAULT_METRIC]
+        opts = IndexOptions(metrics=metrics, batch_size=args.batch_size, commit_every=args.commit_every,
+                            workers=args.workers, device=args.device, factory=args.index_factory,
+                            rebuild=args.rebuild, wait=args.wait, progress=not args.json)
+        report = index_library(lib, args.dirs or None, opts)
+    if args.json:
+        emit_json(report.to_dict())
+    else:
+        embedded = ", ".join(f"{n} {c}" for n, c in report.embedded.items()) or "none"
+        print(f"{report.listed} file(s) listed: {report.unchanged} unchanged, {report.read} read "
+              f"({report.reused} reused identical content), {report.failed} failed, "
+              f"{report.skipped} skipped, {report.deleted} removed; embedded: {embedded}")
+        print("index: " + ", ".join(f"{n} {c} vectors" for n, c in report.vectors.items())
+              + f"  [{report.seconds:.1f} s]")
+        for f in report.failures[:20]:
+            log.warning("%s %s: %s", f["status"], f["path"], f["reason"])
+        if len(report.failures) > 20:
+            log.warning("... and %d more (see `lookalike status`)", len(report.failures) - 20)
+    return 0

@@ -1,0 +1,165 @@
+"""Consistency checks of a library, and their repairs (``lookalike doctor [--repair]``).
+
+Checks: the SQLite file's integrity; for each metric, that its FAISS file loads, has the right
+dimension and holds exactly the ids of the committed database vectors; that every stored vector
+has the right size; that no content is left without a file (orphan); that every readable file
+has a vector under every metric; that indexed files still exist.
+
+Repairs: orphans are dropped, vanished files forgotten, bad vectors deleted and their files
+re-embedded, files lacking a vector re-embedded, FAISS files reconciled with the database (extra
+ids dropped, missing vectors added, unreadable files rebuilt) and saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, exists, func, select, text
+
+from lookalike.embed.config import MetricConfig
+from lookalike.indexer.library import Library
+from lookalike.indexer.lock import WriterLock
+from lookalike.indexer.vectors import VectorIndex
+from lookalike.store.models import OK, Content, Image, MetricIndex, Vector
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = 10
+
+
+@dataclass
+class Finding:
+    """One kind of inconsistency: ``kind``, the metric it concerns, how many, a few examples."""
+
+    kind: str
+    message: str
+    count: int
+    metric: str | None = None
+    examples: list[Any] = field(default_factory=list)
+    repairable: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def diagnose(lib: Library) -> list[Finding]:
+    """Every inconsistency found, without changing anything."""
+    out: list[Finding] = []
+    if lib.store.dialect == "sqlite":
+        with lib.store.engine.connect() as conn:
+            result = [r[0] for r in conn.execute(text("PRAGMA quick_check"))]
+        if result != ["ok"]:
+            out.append(Finding("database-corrupt", "SQLite quick_check failed", len(result),
+                               examples=result[:EXAMPLES], repairable=False))
+    with lib.store.session() as s:
+        rows = list(s.scalars(select(MetricIndex).order_by(MetricIndex.name)))
+        orphans = list(s.scalars(select(Content.id).where(
+            ~exists().where(Image.content_id == Content.id)).order_by(Content.id)))
+        if orphans:
+            out.append(Finding("orphan-contents", "contents no file refers to", len(orphans),
+                               examples=orphans[:EXAMPLES]))
+        paths = list(s.scalars(select(Image.path).where(Image.status != "skipped")))
+        gone = [p for p in paths if not os.path.lexists(p)]
+        if gone:
+            out.append(Finding("missing-files", "indexed files that no longer exist", len(gone),
+                               examples=gone[:EXAMPLES]))
+        for row in rows:
+            bad = list(s.scalars(select(Vector.content_id).where(
+                Vector.metric_id == row.id, func.length(Vector.data) != 4 * row.dim)))
+            if bad:
+                out.append(Finding("bad-vectors", f"stored vectors that are not {row.dim}-d float32",
+                                   len(bad), row.name, bad[:EXAMPLES]))
+            lacking = list(s.scalars(select(Image.path).where(
+                Image.status == OK,
+                ~exists().where(Vector.metric_id == row.id, Vector.content_id == Image.content_id))
+                .order_by(Image.path)))
+            if lacking:
+                out.append(Finding("unembedded", "readable files without a vector", len(lacking),
+                                   row.name, lacking[:EXAMPLES]))
+    for row in rows:
+        out.extend(_check_index(lib, row))
+    return out
+
+
+def _check_index(lib: Library, row: MetricIndex) -> list[Finding]:
+    path = lib.index_path(row.name)
+    db_ids = lib.ids(row.name)
+    if not path.is_file():
+        if len(db_ids):
+            return [Finding("index-missing", f"no index file {path.name}", len(db_ids), row.name)]
+        return []
+    try:
+        index = VectorIndex.load(path, row.name, row.distance)
+    except Exception as exc:  # noqa: BLE001
+        return [Finding("index-unreadable", f"{path.name}: {exc}", 1, row.name)]
+    if index.dim != row.dim:
+        return [Finding("index-dimension", f"index is {index.dim}-d, metric is {row.dim}-d", 1, row.name)]
+    ids = index.ids()
+    out = []
+    dup = len(ids) - len(np.unique(ids))
+    if dup:
+        out.append(Finding("index-duplicates", "ids stored twice in the index", dup, row.name))
+    extra = np.setdiff1d(ids, db_ids)
+    if len(extra):
+        out.append(Finding("index-extra", "index ids with no database vector", len(extra), row.name,
+                           extra[:EXAMPLES].tolist()))
+    missing = np.setdiff1d(db_ids, ids)
+    if len(missing):
+        out.append(Finding("index-behind", "database vectors not yet in the index file", len(missing),
+                           row.name, missing[:EXAMPLES].tolist()))
+    return out
+
+
+def repair(lib: Library, wait: bool = False, workers: int | None = None,
+           device: str | None = None) -> list[str]:
+    """Fix everything :func:`diagnose` can fix; returns what was done (one line each)."""
+    from lookalike.indexer.run import IndexOptions, index_library
+    from lookalike.indexer.writer import LibraryWriter
+
+    done: list[str] = []
+    findings = diagnose(lib)
+    kinds = {f.kind for f in findings}
+    with lib.store.session() as s:
+        configs = [MetricConfig.from_dict(r.provenance["config"])
+                   for r in s.scalars(select(MetricIndex).order_by(MetricIndex.name))]
+    with WriterLock(lib.path, wait=wait):
+        with lib.store.transaction() as s:
+            for row in s.scalars(select(MetricIndex)):
+                n = s.execute(delete(Vector).where(Vector.metric_id == row.id,
+                                                   func.length(Vector.data) != 4 * row.dim)).rowcount
+                if n:
+                    done.append(f"deleted {n} malformed {row.name} vector(s)")
+        for name in list(lib.metrics()):  # unreadable / mismatched files are rebuilt by the writer
+            index_kinds = {f.kind for f in findings if f.metric == name}
+            if index_kinds & {"index-unreadable", "index-dimension", "index-duplicates"}:
+                lib.index_path(name).unlink(missing_ok=True)
+        writer = LibraryWriter(lib, configs)
+        for r in writer.sync_reports:
+            if r.changed:
+                done.append(f"index {r.metric}: {r.added} vector(s) added, {r.removed} removed"
+                            + (f", rebuilt ({r.rebuilt})" if r.rebuilt else ""))
+        if "missing-files" in kinds:
+            with lib.store.session() as s:
+                paths = [p for p in s.scalars(select(Image.path).where(Image.status != "skipped"))
+                         if not os.path.lexists(p)]
+            done.append(f"forgot {writer.delete_paths(paths)} vanished file(s)")
+        dropped = writer.drop_orphan_contents()
+        if dropped:
+            done.append(f"dropped {len(dropped)} orphan content(s)")
+        writer.save()
+    with lib.store.session() as s:
+        lacking = sorted({p for row in s.scalars(select(MetricIndex)) for p in s.scalars(
+            select(Image.path).where(Image.status == OK, ~exists().where(
+                Vector.metric_id == row.id, Vector.content_id == Image.content_id)))})
+    lacking = [p for p in lacking if os.path.exists(p)]
+    if lacking and configs:
+        report = index_library(lib, lacking, IndexOptions(
+            metrics=[c.name for c in configs], wait=wait, workers=workers, device=device, progress=False,
+            remember_roots=False),
+            configs=configs)
+        done.append(f"re-embedded {sum(report.embedded.values())} vector(s) for {len(lacking)} file(s)")
+    return done

@@ -1,0 +1,336 @@
+"""The Python API of an indexed photo library (what ``lookalike search`` and the UI build on).
+
+A library is a folder (default ``./.lookalike``, or ``$LOOKALIKE_LIBRARY``) holding:
+
+- ``library.json``: format version and the database URL when it is not the default;
+- ``library.db``: the SQLite database (unless a PostgreSQL URL was given at creation);
+- ``indexes/<metric>.faiss``: one FAISS ``IndexIDMap2`` per metric, saved atomically;
+- ``lock``: the writer lock (:mod:`lookalike.indexer.lock`).
+
+The database is the source of truth: it holds every file's row, one row per distinct content
+(sha256) whose ``id`` is the FAISS vector id in every index, and the full-precision float32 vector
+of every (metric, content). The FAISS files are a cache of those vectors for fast search: when a
+file lags behind the database (a writer was killed before saving it), :meth:`Library.vector_index`
+brings the in-memory index up to date from the database, so readers always search exactly the
+committed vectors. Example::
+
+    from lookalike.indexer.library import Library
+
+    with Library.open(".lookalike") as lib:
+        index = lib.vector_index("effnet-lite0")
+        dist, ids = index.search(lib.vectors("effnet-lite0", [some_id]), k=10)
+        paths = lib.paths_for(ids[0][ids[0] >= 0].tolist())
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from lookalike.errors import UsageError
+from lookalike.indexer.atomic import atomic_write_bytes
+from lookalike.indexer.vectors import VectorIndex, index_filename
+
+__all__ = ["Library", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
+from lookalike.store.db import Store, open_store, sqlite_url
+from lookalike.store.models import OK, Image, MetricIndex, Vector
+
+log = logging.getLogger(__name__)
+
+LIBRARY_ENV = "LOOKALIKE_LIBRARY"
+DEFAULT_LIBRARY = ".lookalike"
+CONFIG_NAME = "library.json"
+DB_NAME = "library.db"
+FORMAT = 1
+#: Ids per ``IN (...)`` query (well under SQLite's and PostgreSQL's parameter limits).
+CHUNK = 5000
+
+
+class LibraryNotFoundError(UsageError):
+    """No library at the given folder (and ``create`` was not asked)."""
+
+
+def default_library_path() -> Path:
+    return Path(os.environ.get(LIBRARY_ENV) or DEFAULT_LIBRARY)
+
+
+def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int, metric: str = "") -> np.ndarray:
+    """Database blobs (little-endian float32) -> an ``(n, dim)`` array."""
+    if not blobs:
+        return np.zeros((0, dim), np.float32)
+    bad = [i for i, b in enumerate(blobs) if len(b) != 4 * dim]
+    if bad:
+        raise ValueError(f"{len(bad)} stored {metric} vector(s) are not {dim}-dimensional")
+    return np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32).reshape(len(blobs), dim)
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+@dataclass
+class SyncReport:
+    """What reconciling a FAISS file with the database did."""
+
+    metric: str
+    added: int = 0
+    removed: int = 0
+    rebuilt: str = ""  # why the index was rebuilt from the database ("" if it was not)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.rebuilt)
+
+
+class Library:
+    """An open library. Build with :meth:`Library.open`; use as a context manager or ``close()``.
+
+    All ids are ``contents.id`` values: the FAISS ids of every metric's index. Several paths with
+    identical bytes share one id (:meth:`paths_for` gives one of them, :meth:`all_paths_for` all).
+    """
+
+    def __init__(self, path: Path, store: Store, writable: bool = False) -> None:
+        self.path = path
+        self.store = store
+        self.writable = writable
+        self._indexes: dict[str, VectorIndex] = {}
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, db_url: str | None = None,
+             create: bool = False, writable: bool = False) -> Library:
+        """Open the library folder ``path`` (default: ``$LOOKALIKE_LIBRARY`` or ``./.lookalike``).
+
+        ``db_url``: a SQLAlchemy URL (``postgresql+psycopg://user@host/db``) to use instead of the
+        folder's SQLite file; it is remembered in ``library.json``, so later opens need not repeat
+        it. ``create``: make the library when it does not exist (else :class:`LibraryNotFoundError`).
+        An older database schema is upgraded on open. ``writable`` is for writers (indexer, doctor).
+        """
+        folder = Path(path) if path is not None else default_library_path()
+        folder = folder.expanduser().absolute()
+        config_path = folder / CONFIG_NAME
+        if config_path.is_file():
+            config = json.loads(config_path.read_text())
+        elif create:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "indexes").mkdir(exist_ok=True)
+            config = {"format": FORMAT, "db_url": None}
+        else:
+            raise LibraryNotFoundError(
+                f"no lookalike library at {folder} (create one with `lookalike index DIR --library "
+                f"{folder}`, or set {LIBRARY_ENV})")
+        if db_url and db_url != config.get("db_url"):
+            if config.get("db_url"):
+                log.warning("library %s now uses database %s (was %s)", folder, db_url, config["db_url"])
+            config["db_url"] = db_url
+        if not config_path.is_file() or db_url:
+            atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode())
+        (folder / "indexes").mkdir(exist_ok=True)
+        url = config.get("db_url") or sqlite_url(folder / DB_NAME)
+        return cls(folder, open_store(url, immediate=writable), writable=writable)
+
+    @property
+    def db_url(self) -> str:
+        return self.store.url
+
+    def close(self) -> None:
+        self._indexes.clear()
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Library({str(self.path)!r}, {self.store!r})"
+
+    # -- metrics and vectors ------------------------------------------------------------------------
+
+    def metrics(self) -> list[str]:
+        """Names of the metrics this library has an index for."""
+        with self.store.session() as s:
+            return list(s.scalars(select(MetricIndex.name).order_by(MetricIndex.name)))
+
+    def metric_row(self, metric: str) -> MetricIndex:
+        with self.store.session() as s:
+            row = s.scalar(select(MetricIndex).where(MetricIndex.name == metric))
+        if row is None:
+            have = ", ".join(self.metrics()) or "none"
+            raise UsageError(f"library {self.path} has no {metric!r} index (it has: {have}); "
+                             f"add one with `lookalike index --metric {metric}`")
+        return row
+
+    def provenance(self, metric: str) -> dict[str, Any]:
+        """What produced ``metric``'s vectors (see :meth:`lookalike.embed.metric.Metric.provenance`).
+
+        ``["config"]`` is in :meth:`MetricConfig.to_dict` form (tuples, not JSON lists), so it compares
+        equal to ``create_metric(metric).config.to_dict()`` when the metric is unchanged.
+        """
+        prov = dict(self.metric_row(metric).provenance)
+        if isinstance(prov.get("config"), dict):
+            from lookalike.embed.config import MetricConfig
+
+            try:
+                prov["config"] = MetricConfig.from_dict(prov["config"]).to_dict()
+            except (TypeError, ValueError):  # a config from another version: leave it as stored
+                pass
+        return prov
+
+    def index_path(self, metric: str) -> Path:
+        return self.path / "indexes" / index_filename(metric)
+
+    def vector_index(self, metric: str) -> VectorIndex:
+        """The searchable index of ``metric``, exactly matching the committed database vectors.
+
+        Loaded once per :class:`Library` and cached; reopen the library to see later writes.
+        """
+        if metric not in self._indexes:
+            index, report = self.load_index(metric)
+            if report.changed:
+                log.debug("index %s caught up with the database: %s", metric, report)
+            self._indexes[metric] = index
+        return self._indexes[metric]
+
+    def vectors(self, metric: str, ids: Iterable[int]) -> np.ndarray:
+        """Full-precision vectors of ``ids`` (in that order), ``(len(ids), dim)`` float32.
+
+        Raises ``KeyError`` naming the ids that have no vector under ``metric``.
+        """
+        row = self.metric_row(metric)
+        wanted = [int(i) for i in ids]
+        found = self._fetch_vectors(row, sorted(set(wanted)))
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise KeyError(f"no {metric} vector for id(s) {missing[:10]}")
+        if not wanted:
+            return np.zeros((0, row.dim), np.float32)
+        return np.stack([found[i] for i in wanted])
+
+    def ids(self, metric: str) -> np.ndarray:
+        """Sorted ids that have a committed vector under ``metric``."""
+        row = self.metric_row(metric)
+        with self.store.session() as s:
+            got = s.scalars(select(Vector.content_id).where(Vector.metric_id == row.id)).all()
+        return np.sort(np.asarray(got, dtype=np.int64))
+
+    # -- paths ----------------------------------------------------------------------------------------
+
+    def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
+        """One path per id (the first in sort order when identical files sit at several paths).
+
+        Ids that are unknown (or ``-1`` padding) are left out of the result.
+        """
+        return {i: paths[0] for i, paths in self.all_paths_for(ids).items()}
+
+    def all_paths_for(self, ids: Iterable[int]) -> dict[int, list[str]]:
+        """Every indexed path of each id, sorted."""
+        wanted = sorted({int(i) for i in ids if int(i) >= 0})
+        out: dict[int, list[str]] = {}
+        with self.store.session() as s:
+            for part in chunks(wanted):
+                rows = s.execute(select(Image.content_id, Image.path)
+                                 .where(Image.content_id.in_(part), Image.status == OK))
+                for cid, path in rows:
+                    out.setdefault(int(cid), []).append(path)
+        return {i: sorted(p) for i, p in sorted(out.items())}
+
+    def id_for_path(self, path: str | os.PathLike[str]) -> int | None:
+        """The id of an indexed file (``None`` when not indexed or when it failed to load)."""
+        with self.store.session() as s:
+            return s.scalar(select(Image.content_id).where(
+                Image.path == os.path.abspath(path), Image.status == OK))
+
+    # -- reconciling FAISS files with the database -------------------------------------------------------
+
+    def load_index(self, metric: str, factory: str | None = None) -> tuple[VectorIndex, SyncReport]:
+        """Load ``metric``'s FAISS file and make it agree with the database (in memory only).
+
+        Ids in the file but not in the database are removed; committed vectors missing from the
+        file are added. An unreadable or mismatched file, or one of another type than ``factory``
+        (when given), is rebuilt from the database vectors.
+        """
+        row = self.metric_row(metric)
+        report = SyncReport(metric)
+        db_ids = self.ids(metric)
+        path = self.index_path(metric)
+        index: VectorIndex | None = None
+        if path.is_file():
+            try:
+                index = VectorIndex.load(path, metric, row.distance)
+                if index.dim != row.dim:
+                    report.rebuilt = f"file has {index.dim} dimensions, metric has {row.dim}"
+                    index = None
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
+                report.rebuilt = f"unreadable index file ({exc})"
+                index = None
+        elif len(db_ids):
+            report.rebuilt = "index file missing"
+        if index is not None and factory is not None and index.factory != factory:
+            report.rebuilt = f"index type {index.factory} -> {factory}"
+            index = None
+        if index is not None:
+            file_ids = index.ids()
+            if len(np.unique(file_ids)) != len(file_ids):
+                report.rebuilt = "duplicate ids in index file"
+                index = None
+            else:
+                extra = np.setdiff1d(file_ids, db_ids, assume_unique=True)
+                missing = np.setdiff1d(db_ids, file_ids, assume_unique=True)
+                try:
+                    report.removed = index.remove(extra)
+                except RuntimeError:  # index type without removal (HNSW): rebuild
+                    report.rebuilt = "index type cannot remove vectors"
+                    index = None
+                if index is not None and len(missing):
+                    found = self._fetch_vectors(row, missing.tolist())
+                    index.add(missing, np.stack([found[int(i)] for i in missing]))
+                    report.added = len(missing)
+        if index is None:
+            index = self.build_index(row, factory or row.factory or "Flat", db_ids)
+        return index, report
+
+    def build_index(self, row: MetricIndex, factory: str, ids: np.ndarray | None = None) -> VectorIndex:
+        """A new index of every committed vector of ``row``'s metric."""
+        ids = self.ids(row.name) if ids is None else ids
+        vecs = self.vectors(row.name, ids.tolist()) if len(ids) else np.zeros((0, row.dim), np.float32)
+        if len(ids) == 0 and factory != "Flat":
+            factory = "Flat"  # nothing to train on yet
+        (log.info if len(ids) else log.debug)("building %s index of %d %s vectors", factory, len(ids),
+                                              row.name)
+        try:
+            return VectorIndex.build(row.name, row.dim, row.distance, factory, ids, vecs)
+        except RuntimeError as exc:  # e.g. fewer training vectors than IVF lists
+            if factory == "Flat":
+                raise
+            log.warning("cannot build a %s index of %d %s vectors (%s); using Flat", factory, len(ids),
+                        row.name, str(exc).splitlines()[-1])
+            return VectorIndex.build(row.name, row.dim, row.distance, "Flat", ids, vecs)
+
+    def _fetch_vectors(self, row: MetricIndex, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        with self.store.session() as s:
+            for part in chunks(list(ids)):
+                rows = s.execute(select(Vector.content_id, Vector.data).where(
+                    Vector.metric_id == row.id, Vector.content_id.in_(part))).all()
+                if rows:
+                    vecs = decode_vectors([r[1] for r in rows], row.dim, row.name)
+                    out.update({int(r[0]): v for r, v in zip(rows, vecs)})
+        return out

@@ -1,0 +1,200 @@
+"""SQLAlchemy 2.0 typed models of a library's metadata.
+
+One row per file (:class:`Image`), one per distinct file content (:class:`Content`, keyed by
+sha256: identical bytes at several paths are embedded once), one per metric index
+(:class:`MetricIndex`) and one per (metric, content) vector (:class:`Vector`, the full-precision
+float32 vector: the database is the source of truth, FAISS files are a derived, rebuildable cache).
+FAISS vector ids are ``Content.id``.
+
+Studies of human judgments (used by later issues) are :class:`Study` -> :class:`Trial` ->
+:class:`Judgment`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Constraint names are fixed so migrations can refer to them on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Image.status values.
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, dt.datetime: DateTime(timezone=True)}
+
+
+class Content(Base):
+    """Distinct file content. ``id`` is the FAISS vector id in every metric index."""
+
+    __tablename__ = "contents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    images: Mapped[list[Image]] = relationship(back_populates="content")
+
+
+class Image(Base):
+    """One file under an indexed folder: its identity on disk, header facts and outcome.
+
+    ``status`` is ``ok`` (embedded, ``content_id`` set), ``failed`` (``error`` is the reason code of
+    the :class:`~lookalike.errors.ImageLoadError`, ``detail`` the message) or ``skipped`` (listing
+    problems: unreadable folder, symlink loop, broken link).
+    """
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    content_id: Mapped[int | None] = mapped_column(ForeignKey("contents.id", ondelete="SET NULL"),
+                                                   index=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str | None] = mapped_column(String(16))
+    exif_datetime: Mapped[str | None] = mapped_column(String(32))
+    orientation: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=OK, index=True)
+    error: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    content: Mapped[Content | None] = relationship(back_populates="images")
+
+
+class MetricIndex(Base):
+    """One metric's vector index in this library, with the provenance of its vectors."""
+
+    __tablename__ = "metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    distance: Mapped[str] = mapped_column(String(16))
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    factory: Mapped[str | None] = mapped_column(String(128))
+    factory_override: Mapped[str | None] = mapped_column(String(128))
+    vector_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Vector(Base):
+    """The full-precision float32 vector of one content under one metric (little-endian bytes)."""
+
+    __tablename__ = "vectors"
+
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id", ondelete="CASCADE"), primary_key=True)
+    content_id: Mapped[int] = mapped_column(ForeignKey("contents.id", ondelete="CASCADE"),
+                                            primary_key=True, index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Root(Base):
+    """A folder given to ``lookalike index``; ``index`` with no folder re-indexes all roots."""
+
+    __tablename__ = "roots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    added_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    indexed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Study(Base):
+    """A set of trials shown to people: ``kind`` is ``2afc`` (triplets) or ``retrieval``."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    trials: Mapped[list[Trial]] = relationship(back_populates="study", cascade="all, delete-orphan")
+
+
+class Trial(Base):
+    """One question. 2AFC: which of ``left``/``right`` looks more like ``reference``?
+
+    Retrieval preference: for query ``reference``, which result list looks better, the one of
+    ``left_label`` (a metric name) or ``right_label``? The lists go in ``payload``.
+    Image references are content ids (``NULL`` when an image left the library).
+    """
+
+    __tablename__ = "trials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    reference_id: Mapped[int | None] = mapped_column(ForeignKey("contents.id", ondelete="SET NULL"))
+    left_id: Mapped[int | None] = mapped_column(ForeignKey("contents.id", ondelete="SET NULL"))
+    right_id: Mapped[int | None] = mapped_column(ForeignKey("contents.id", ondelete="SET NULL"))
+    left_label: Mapped[str | None] = mapped_column(String(128))
+    right_label: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="trials")
+    judgments: Mapped[list[Judgment]] = relationship(back_populates="trial", cascade="all, delete-orphan")
+
+
+class Judgment(Base):
+    """One participant's answer to one trial: ``choice`` is ``left``, ``right`` or ``tie``.
+
+    ``swapped`` records whether the sides were shown swapped on screen (``choice`` is always in
+    the trial's own left/right terms).
+    """
+
+    __tablename__ = "judgments"
+    __table_args__ = (Index("ix_judgments_participant_trial", "participant", "trial_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    participant: Mapped[str] = mapped_column(String(128))
+    choice: Mapped[str] = mapped_column(String(16))
+    swapped: Mapped[bool] = mapped_column(default=False)
+    shown_at: Mapped[dt.datetime | None] = mapped_column()
+    answered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    response_ms: Mapped[float | None] = mapped_column(Float)
+
+    trial: Mapped[Trial] = relationship(back_populates="judgments")
+
+
+__all__ = ["Base", "Content", "FAILED", "Image", "Judgment", "MetricIndex", "OK", "Root", "SKIPPED",
+           "Study", "Trial", "Vector"]
