@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -18,10 +19,11 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def add_library(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-l", "--library", default=None,
+    parser.add_argument("-l", "--library", type=Path, default=None,
                         help="library folder (default: $LOOKALIKE_LIBRARY or ./.lookalike)")
-    parser.add_argument("--db", default=None,
-                        help="database URL (default: SQLite inside the library; e.g. postgresql+psycopg://...)")
+    parser.add_argument("--db", default=None, metavar="URL",
+                        help="database URL, e.g. postgresql+psycopg://user@host/db (default: SQLite "
+                             "library.db in the library folder); remembered by the library")
 
 
 def emit_json(obj: Any) -> None:

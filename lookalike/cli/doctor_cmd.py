@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from lookalike.cli.common import add_device, add_json, emit_json, new_command
-from lookalike.cli.index_cmd import add_library
+from lookalike.cli.common import add_library
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

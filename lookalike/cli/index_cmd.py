@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from lookalike.cli.common import add_device, add_json, emit_json, new_command
+from lookalike.cli.common import add_device, add_json, add_library, emit_json, new_command
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +19,6 @@ Without DIR, the folders indexed before are re-indexed.
 """
 
 
-def add_library(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--library", type=Path, default=None,
-                        help="library folder (default: $LOOKALIKE_LIBRARY or ./.lookalike)")
-    parser.add_argument("--db", default=None, metavar="URL",
-                        help="database URL, e.g. postgresql+psycopg://user@host/db (default: SQLite "
-                             "library.db in the library folder); remembered by the library")
-
-
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = new_command(sub, "index", parents, "index folders of photos into a library",
                     description="Index folders of photos into a library (SQL metadata + one FAISS "
@@ -34,7 +26,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("dirs", nargs="*", metavar="DIR", help="folders (or files) to index")
     add_library(p)
     p.add_argument("-m", "--metric", action="append", dest="metrics", metavar="M",
-                   help="metric to index (repeatable or comma-separated; default: the library's "
+                   help="metric to index (repeatable; default: the library's "
                         "metrics, or effnet-lite0 for a new library)")
     p.add_argument("--index-factory", default=None, metavar="F",
                    help="FAISS index factory string (e.g. Flat, IVF1024,Flat, HNSW32) instead of the "
@@ -61,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if not Path(d).exists():
             raise UsageError(f"no such file or folder: {d}")
     with Library.open(args.library, db_url=args.db, create=True, writable=True) as lib:
-        wanted = [m for arg in args.metrics or () for m in arg.split(",") if m.strip()]
-        metrics = [m.strip() for m in wanted] or lib.metrics() or [DEFAULT_METRIC]
+        metrics = args.metrics or lib.metrics() or [DEFAULT_METRIC]
         opts = IndexOptions(metrics=metrics, batch_size=args.batch_size, commit_every=args.commit_every,
                             workers=args.workers, device=args.device, factory=args.index_factory,
                             rebuild=args.rebuild, wait=args.wait, progress=not args.json)
