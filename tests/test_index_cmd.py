@@ -20,7 +20,7 @@ def test_index_status_doctor_json(cli, photos, tmp_path, db_url):  # noqa: F811
     pics = copy_photos(photos, tmp_path / "pics", 12)
     (tmp_path / "pics" / "bad.jpg").write_text("not a jpeg")
     lib = str(tmp_path / "lib")
-    proc = cli("index", str(tmp_path / "pics"), "--library", lib, "--metric", "tiny-vit,tiny-vit-b",
+    proc = cli("index", str(tmp_path / "pics"), "--library", lib, "--metric", "tiny-vit", "--metric", "tiny-vit-b",
                "--json", *db_args(db_url), check=True)
     report = json.loads(proc.stdout)
     assert (report["listed"], report["read"], report["failed"]) == (13, 13, 1)

@@ -129,7 +129,10 @@ class Store:
 def open_store(url: str, migrate: bool = True, immediate: bool = False) -> Store:
     """Open (and by default create or upgrade) the database at ``url``."""
     store = Store(url, immediate=immediate)
-    if migrate and current_revision(store.engine) != head_revision():
-        log.info("upgrading library database schema to %s", head_revision())
+    if migrate and (current := current_revision(store.engine)) != head_revision():
+        if current is None:
+            log.debug("creating library database schema %s", head_revision())
+        else:
+            log.info("upgrading library database schema from %s to %s", current, head_revision())
         upgrade(store.engine)
     return store
