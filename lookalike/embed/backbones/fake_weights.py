@@ -143,7 +143,8 @@ def write_metric_weights(config: MetricConfig, root: Path, seed: int = 0,
                          safetensors: bool = True) -> list[Path]:
     """Write random weights for every file ``config`` needs into the weights cache ``root``:
     Meta backbone files as files, DreamSim archives unpacked into ``<name minus .zip>/``.
-    Each backbone's weights depend only on (backbone, seed), so metrics sharing a file agree."""
+    Each backbone's weights depend only on (backbone, seed), so metrics sharing a file agree and
+    a backbone file already there is kept."""
     o: dict[str, Any] = config.options
     by_name = {wf.name: wf for wf in config.weights}
     written: list[Path] = []
@@ -151,7 +152,8 @@ def write_metric_weights(config: MetricConfig, root: Path, seed: int = 0,
         wf = by_name[item["weights"]]
         base = root / (wf.name.removesuffix(".zip") if wf.unpack else wf.name)
         path = base / item["member"] if item.get("member") else base
-        write_backbone(item["backbone"], path, seed + _backbone_offset(item["backbone"]))
+        if not path.exists():
+            write_backbone(item["backbone"], path, seed + _backbone_offset(item["backbone"]))
         written.append(path)
     archives = [wf for wf in config.weights if wf.unpack]
     backbones = {b["backbone"] for b in o["branches"]}
