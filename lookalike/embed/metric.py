@@ -144,5 +144,5 @@ def _as_pil(item: Image.Image | np.ndarray | str | os.PathLike[str]) -> Image.Im
     if isinstance(item, np.ndarray):
         if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:
             raise ValueError("arrays must be HxWx3 uint8 RGB")
-        return Image.fromarray(item, "RGB")
+        return Image.fromarray(item)
     return load_image(item)

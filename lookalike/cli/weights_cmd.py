@@ -1,0 +1,188 @@
+"""``lookalike weights``: list, fetch, import and verify the weights files of the metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from lookalike.cli.common import add_json, emit_json, new_command
+
+log = logging.getLogger(__name__)
+
+EPILOG = """\
+The cache is $LOOKALIKE_HOME/weights (default: the user cache folder). Environment:
+  LOOKALIKE_WEIGHTS_MIRROR=<base-url>   download <base-url>/<file name> instead of the official URL
+  LOOKALIKE_OFFLINE=1 (or HF_HUB_OFFLINE=1)   never download; missing weights are an error (exit 2)
+Air-gapped machines: `lookalike weights fetch METRIC` on a connected one, copy its cache folder,
+then `lookalike weights import DIR`. The metric effnet-lite0 needs no download.
+"""
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = new_command(sub, "weights", parents, "list, download, import and verify weights files",
+                    description="Manage the weights cache.\n\n" + EPILOG)
+    wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+
+    q = new_command(wsub, "list", parents, "each metric's weights files: present?, size, source")
+    q.add_argument("metrics", nargs="*", metavar="METRIC", help="only these metrics (default: all)")
+    q.add_argument("--all", action="store_true", help="include test-only metrics")
+    add_json(q)
+    q.set_defaults(func=run_list)
+
+    q = new_command(wsub, "fetch", parents, "download (and verify) the weights of metrics",
+                    description="Download the weights files of the metrics into the cache, verify "
+                                "their sha256 and unpack archives. Exit 2 when offline or a download "
+                                "fails, 1 when a file is corrupt.\n\n" + EPILOG)
+    q.add_argument("metrics", nargs="+", metavar="METRIC")
+    add_json(q)
+    q.set_defaults(func=run_fetch)
+
+    q = new_command(wsub, "import", parents, "copy weights files from a folder into the cache",
+                    description="Find the weights files that registered metrics need in DIR (by file "
+                                "name, or by sha256 when renamed; zips or extracted folders), verify "
+                                "them and copy them into the cache. Exit 1 when a file found is "
+                                "corrupt; 2 when --metric was given and its weights are still missing.")
+    q.add_argument("folder", type=Path, metavar="DIR")
+    q.add_argument("-m", "--metric", action="append", dest="metrics", metavar="METRIC",
+                   help="only the weights of this metric (repeatable)")
+    add_json(q)
+    q.set_defaults(func=run_import)
+
+    q = new_command(wsub, "verify", parents, "re-check the sha256 of everything in the cache",
+                    description="Recompute the sha256 of every cached weights file against the "
+                                "catalog or the pinned digest. Exit 1 when anything is corrupt.")
+    q.add_argument("metrics", nargs="*", metavar="METRIC", help="only these metrics (default: all)")
+    add_json(q)
+    q.set_defaults(func=run_verify)
+
+
+def disk_size(path: Path) -> int | None:
+    """Bytes of a file, or of all files under a folder; ``None`` if absent."""
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return None
+
+
+def human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def describe(metrics: list[str], include_test: bool) -> list[dict[str, Any]]:
+    from lookalike.embed.registry import all_configs, get_config
+    from lookalike.embed.weights import cached_path, is_present, package_path, source_url
+
+    if metrics:
+        configs = [get_config(m) for m in metrics]
+    else:
+        configs = [c for c in all_configs().values() if include_test or not c.test_only]
+    rows = []
+    for config in configs:
+        files = []
+        for wf in config.weights:
+            if wf.package:
+                path = package_path(wf)
+                source = f"package {wf.package.partition(':')[0].replace('_', '-')}"
+            else:
+                path = cached_path(wf)
+                source = source_url(wf) or "-"
+            present = is_present(wf)
+            files.append({"name": wf.name, "present": present, "unpack": wf.unpack,
+                          "path": str(path) if path and present else None,
+                          "size": disk_size(path) if path and present else None,
+                          "expected_size": wf.size, "sha256": wf.sha256, "source": source,
+                          "url": wf.url})
+        rows.append({"metric": config.name, "files": files})
+    return rows
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows = describe(args.metrics, args.all or bool(args.metrics))
+    if args.json:
+        emit_json(rows)
+        return 0
+    print(f"{'metric':<22} {'file':<44} {'present':<8} {'size':>10}  source")
+    for row in rows:
+        if not row["files"]:
+            print(f"{row['metric']:<22} {'(no weights files)':<44}")
+        for f in row["files"]:
+            size = f["size"] if f["present"] else f["expected_size"]
+            print(f"{row['metric']:<22} {f['name']:<44} {'yes' if f['present'] else 'no':<8} "
+                  f"{human(size):>10}  {f['source']}")
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from lookalike.embed.registry import get_config
+    from lookalike.embed.weights import is_present, resolve
+    from lookalike.errors import WeightsCorruptError, WeightsMissingError
+
+    configs = [get_config(m) for m in args.metrics]  # unknown names fail before any download
+    rows: list[dict[str, Any]] = []
+    code = 0
+    for config in configs:
+        for wf in config.weights:
+            row: dict[str, Any] = {"metric": config.name, "name": wf.name}
+            was_present = is_present(wf)
+            try:
+                row["path"] = str(resolve(wf, config.name))
+                row["status"] = "present" if was_present else "downloaded"
+            except WeightsMissingError as exc:
+                row.update(status="missing", error=str(exc))
+                code = max(code, 2)
+                log.error("error: %s", exc)
+            except WeightsCorruptError as exc:
+                row.update(status="corrupt", error=str(exc))
+                code = code or 1
+                log.error("error: %s", exc)
+            rows.append(row)
+    if args.json:
+        emit_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['status']:<11} {r['metric']:<22} {r['name']}  {r.get('path', '')}")
+    return code
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from lookalike.embed.weights_import import import_dir
+
+    report = import_dir(args.folder, args.metrics)
+    if args.json:
+        emit_json(report.to_dict())
+    else:
+        for r in report.imported:
+            print(f"imported    {r['name']}  from {r['source']}")
+        for r in report.present:
+            print(f"present     {r['name']}")
+        for r in report.rejected:
+            print(f"rejected    {r['name']}  {r['source']}: {r['reason']}")
+        for r in report.missing:
+            print(f"missing     {r['name']}  (needed by {', '.join(r['metrics'])})")
+    log.info("imported %d, already present %d, still missing %d, rejected %d",
+             len(report.imported), len(report.present), len(report.missing), len(report.rejected))
+    if report.rejected:
+        return 1
+    return 2 if args.metrics and report.missing else 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from lookalike.embed.weights import verify
+
+    results = verify(args.metrics or None)
+    if args.json:
+        emit_json([r.to_dict() for r in results])
+    else:
+        for r in results:
+            print(f"{r.status:<8} {r.name}" + (f"  ({r.detail})" if r.detail else ""))
+    return 1 if any(r.status == "corrupt" for r in results) else 0

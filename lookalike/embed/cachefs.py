@@ -1,0 +1,121 @@
+"""File-system steps of the weights cache: staging folder, fsync, atomic placement, locks.
+
+Every file reaches its final place in the cache by ``os.replace`` from a fully written, fsynced and
+verified staging copy, so the final path never holds a half-written or unverified file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lookalike.paths import weights_dir
+
+STAGING = ".partial"
+
+
+def staging_dir() -> Path:
+    """``<cache>/.partial``: downloads and copies in progress (created on demand)."""
+    path = weights_dir() / STAGING
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def staging_path(name: str, suffix: str = ".part") -> Path:
+    """Where ``name`` (possibly ``a/b.pth``) is staged: one flat file name under ``.partial``."""
+    return staging_dir() / (name.replace("/", "--").replace("\\", "--") + suffix)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file (or a folder's entries, where the OS allows it) to disk."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # folders cannot be opened on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def place(staged: Path, final: Path) -> None:
+    """Move a verified staging file or folder to its final path atomically (same file system)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fsync_path(staged)
+    if staged.is_dir() and final.exists():
+        shutil.rmtree(final) if final.is_dir() else final.unlink()
+    os.replace(staged, final)
+    fsync_path(final.parent)
+
+
+def remove(path: Path) -> None:
+    """Delete a file or folder if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def temp_dir_beside(final: Path) -> Path:
+    """A fresh hidden folder beside ``final`` to build it in, for one atomic rename.
+
+    Leftovers of crashed earlier attempts for the same ``final`` are deleted first; the caller
+    holds the :func:`file_lock` of that file, so none of them belongs to a running process.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.*.tmp"):
+        remove(stale)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        remove(Path(tmp))
+        raise
+    fsync_path(path.parent)
+
+
+def copy_to_staging(src: Path, staged: Path) -> None:
+    """Copy a file into the staging area and fsync it."""
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as fin, open(staged, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+@contextlib.contextmanager
+def file_lock(name: str) -> Iterator[None]:
+    """An exclusive inter-process lock named ``name`` (POSIX ``flock``; a no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent fetches of one file are not guarded
+        yield
+        return
+    path = staging_path(name, ".lock")
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

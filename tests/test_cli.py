@@ -1,0 +1,62 @@
+"""The command line as users run it (subprocess), for the foundation commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lookalike.cli import COMMANDS, build_parser
+
+
+def test_every_command_has_help(cli):
+    assert cli("--help").returncode == 0
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in sub.choices:
+        proc = cli(name, "--help")
+        assert proc.returncode == 0 and "usage: lookalike " + name in proc.stdout, name
+    assert set(sub.choices) <= set(COMMANDS)
+
+
+def test_metrics_json_reports_effnet_offline(cli):
+    rows = json.loads(cli("metrics", "--json", check=True).stdout)
+    eff = next(r for r in rows if r["name"] == "effnet-lite0")
+    assert eff["offline"] and eff["weights_present"] and eff["dim"] == 1280
+    assert all(not r["test_only"] for r in rows)
+
+
+def test_embed_json_and_out(cli, photos, tmp_path):
+    proc = cli("embed", str(photos[0]), str(photos[1]), "--metric", "tiny-vit", "--json", check=True)
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [x["path"] for x in lines] == [str(photos[0]), str(photos[1])]
+    assert all(len(x["vector"]) == 32 for x in lines)
+    out = tmp_path / "v.npy"
+    cli("embed", str(photos[0]), str(photos[1]), "-m", "tiny-vit", "--out", str(out), "-q", check=True)
+    vecs = np.load(out)
+    assert vecs.shape == (2, 32)
+    assert np.allclose(vecs[0], lines[0]["vector"], atol=1e-6)
+    assert (tmp_path / "v.paths.txt").read_text().splitlines() == [str(photos[0]), str(photos[1])]
+
+
+def test_embed_folder_with_bad_file_reports_it(cli, photos, tmp_path):
+    (tmp_path / "broken.jpg").write_text("not a jpeg")
+    (tmp_path / "ok.jpg").write_bytes(photos[0].read_bytes())
+    proc = cli("embed", str(tmp_path), "-m", "tiny-vit", "--json")
+    assert proc.returncode == 0
+    rows = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert {r["path"].rsplit("/", 1)[1]: ("error" in r) for r in rows} == {"ok.jpg": False, "broken.jpg": True}
+
+
+@pytest.mark.parametrize("args", [["embed", "x.jpg", "-m", "no-such-metric"], ["embed", "/no/such/file.jpg"],
+                                  ["frobnicate"]])
+def test_usage_errors_exit_2(cli, args, tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"")
+    proc = cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip()
+
+
+def test_all_files_bad_exits_1(cli, tmp_path):
+    (tmp_path / "a.jpg").write_text("nope")
+    assert cli("embed", str(tmp_path / "a.jpg"), "-m", "tiny-vit").returncode == 1
