@@ -32,7 +32,6 @@ from lookalike.embed.backbones.vit import load_vit, spec
 from lookalike.embed.config import MetricConfig, WeightFile
 from lookalike.embed.weights import resolve
 from lookalike.errors import WeightsCorruptError
-from lookalike.paths import weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +96,7 @@ class DreamSimNet(nn.Module):
 
 def weight_path(config: MetricConfig, name: str) -> Path:
     """Local path of the config's WeightFile ``name`` (an unpacked archive gives its folder)."""
-    wf = _weight_file(config, name)
-    if wf.unpack:
-        # Already unpacked: what resolve() returns for archives once fetched; checked first so an
-        # unpacked archive works whatever resolve() knows of archives.
-        folder = weights_dir() / wf.name.removesuffix(".zip")
-        if folder.is_dir():
-            return folder
-    return resolve(wf, config.name)
+    return resolve(_weight_file(config, name), config.name)
 
 
 def member_path(root: Path, member: str | None) -> Path:
