@@ -2,7 +2,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PHOTOS ?= $(shell test -d ../shared/photos && echo ../shared/photos || echo sample)
+# Photos to index: ../shared/photos beside the checkout, else the sample photos bundled in scikit-image.
+PHOTOS ?= $(shell test -d ../shared/photos && echo ../shared/photos)
+METRIC ?= effnet-lite0
 LIBRARY ?= .lookalike
 
 $(BIN)/lookalike: pyproject.toml
@@ -15,7 +17,11 @@ $(BIN)/lookalike: pyproject.toml
 install: $(BIN)/lookalike
 
 demo: install
-	$(BIN)/python -m lookalike.demo --photos "$(PHOTOS)" --library "$(LIBRARY)"
+	@photos="$(PHOTOS)"; [ -n "$$photos" ] || photos=$$($(BIN)/python -c 'import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), "data"))'); \
+	set -x; \
+	$(BIN)/lookalike index "$$photos" --library "$(LIBRARY)" --metric $(METRIC) && \
+	$(BIN)/lookalike status --library "$(LIBRARY)" && \
+	$(BIN)/lookalike search $$(ls "$$photos"/*.jpg "$$photos"/*.png 2>/dev/null | head -n 3) --library "$(LIBRARY)" -k 5 --exclude-self
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ import stat
 import zipfile
 
 import pytest
-from weights_server import make_zip, random_bytes, sha256
+from tests.weights_server import make_zip, random_bytes, sha256
 
 from lookalike.embed.archive import extract_zip, member_parts, tree_digests
 from lookalike.errors import LookalikeError, WeightsCorruptError

@@ -6,7 +6,7 @@ import json
 import socket
 
 import pytest
-from weights_server import (  # noqa: F401 (server is a fixture)
+from tests.weights_server import (  # noqa: F401 (server is a fixture)
     add_metric,
     cache_files,
     make_zip,

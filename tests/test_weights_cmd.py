@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from weights_server import add_metric, make_zip, random_bytes, server, sha256  # noqa: F401
+from tests.weights_server import add_metric, make_zip, random_bytes, server, sha256  # noqa: F401
 
 from lookalike.embed.config import WeightFile
 from lookalike.paths import weights_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from weights_server import (  # noqa: F401 (server is a fixture)
+from tests.weights_server import (  # noqa: F401 (server is a fixture)
     add_metric,
     cache_files,
     make_zip,

@@ -17,6 +17,13 @@ def add_device(parser: argparse.ArgumentParser) -> None:
                         help="torch device (default: cuda when present, else cpu)")
 
 
+def add_library(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-l", "--library", default=None,
+                        help="library folder (default: $LOOKALIKE_LIBRARY or ./.lookalike)")
+    parser.add_argument("--db", default=None,
+                        help="database URL (default: SQLite inside the library; e.g. postgresql+psycopg://...)")
+
+
 def emit_json(obj: Any) -> None:
     """One JSON document (or JSON line) on stdout."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")

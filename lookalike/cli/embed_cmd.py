@@ -48,12 +48,12 @@ def run(args: argparse.Namespace) -> int:
         out.with_suffix(".paths.txt").write_text("".join(p + "\n" for p in result.paths))
         log.info("wrote %d x %d vectors to %s", *result.vectors.shape, out)
     if args.json:
-        for path, vec in zip(result.paths, result.vectors):
+        for path, vec in zip(result.paths, result.vectors, strict=True):
             emit_json({"path": path, "metric": metric.name, "vector": [round(float(v), 7) for v in vec]})
         for path, reason in result.failures:
             emit_json({"path": path, "metric": metric.name, "error": reason})
     elif not args.out:
-        for path, vec in zip(result.paths, result.vectors):
+        for path, vec in zip(result.paths, result.vectors, strict=True):
             print(f"{path}\t{json.dumps([round(float(v), 4) for v in vec[:4]])[:-1]}, ...] ({len(vec)}-d)")
     for path, reason in result.failures:
         log.error("failed: %s", reason)

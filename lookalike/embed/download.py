@@ -137,8 +137,7 @@ def _fetch_once(url: str, part: Path, desc: str, timeout: float) -> int:
 def _copy_body(resp: http.client.HTTPResponse, part: Path, mode: str, have: int, total: int | None,
                desc: str) -> int:
     got = 0
-    bar = progress_bar(total, desc, unit="B")
-    bar.unit_scale, bar.unit_divisor = True, 1024
+    bar = progress_bar(total, desc, unit="B", unit_scale=True, unit_divisor=1024)
     bar.update(have)
     try:
         with open(part, mode) as fh:
