@@ -229,6 +229,10 @@ def test_release_archive_loads_without_conversion(tmp_path: Path, images: list, 
     archive_wf = next(wf for wf in config.weights if wf.unpack)
     staging = tmp_path / "staging"
     fake_weights.write_metric_weights(config, staging, seed=5, safetensors=False)
+    adapter_json = staging / archive_wf.name.removesuffix(".zip") / "clip_vitb32_single_lora" / "adapter_config.json"
+    legacy = json.loads(adapter_json.read_text())
+    legacy.update(merge_weights=False, enable_lora=None)  # keys of the early peft that made the release
+    adapter_json.write_text(json.dumps(legacy))
     zipped = fake_weights.zip_folder(staging / archive_wf.name.removesuffix(".zip"), tmp_path / archive_wf.name)
     fresh = tmp_path / "home"
     monkeypatch.setenv("LOOKALIKE_HOME", str(fresh))
