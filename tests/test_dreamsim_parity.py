@@ -280,3 +280,18 @@ def test_embed_offline_without_weights_exits_2(cli, photos: list[Path], tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "lookalike weights" in proc.stderr
 
+
+
+def test_int8_keeps_neighbours(images: list, shared: dict[str, Path], home: Path) -> None:
+    """The catalog offers int8 for DreamSim metrics: dynamic quantisation keeps the top-10 lists
+    (>= 0.98 shared neighbours on the 32 photos; all variants are measured in benchmarks/)."""
+    name = "dreamsim-clip-vitb32"
+    assert get_config(name).options["int8"]
+    prepare_weights(name, shared)
+    fp32 = create_metric(name, device="cpu").embed(images, batch_size=16)
+    int8 = create_metric(name, device="cpu", precision="int8").embed(images, batch_size=16)
+    n32 = neighbours(pairwise(fp32, fp32, "cosine"))
+    n8 = neighbours(pairwise(int8, int8, "cosine"))
+    shared_fraction = np.mean([len(set(a) & set(b)) / TOP_K for a, b in zip(n32, n8)])
+    assert np.abs(fp32 - int8).max() > 0  # quantisation really happened
+    assert shared_fraction >= 0.98
