@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from lookalike.embed.registry import create_metric
+from lookalike.errors import UsageError
 from tests.corpus import bad_files, odd_files
 
 
@@ -103,5 +104,7 @@ def test_int8_precision_runs_on_cpu(photos):
     int8 = create_metric("tiny-vit", device="cpu", precision="int8")
     a, b = fp32.embed(photos[:3]), int8.embed(photos[:3])
     assert a.shape == b.shape and np.all(np.sum(a * b, axis=1) > 0.9)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         create_metric("tiny-vit", device="cpu", precision="fp8")
+    with pytest.raises(UsageError, match="does not offer int8"):
+        create_metric("effnet-lite0", device="cpu", precision="int8")

@@ -19,6 +19,7 @@ from lookalike.embed.distance import pairwise
 from lookalike.embed.images import load_image
 from lookalike.embed.pipeline import batched, prepare_files
 from lookalike.embed.preprocess import prepare, to_tensor
+from lookalike.errors import UsageError
 from lookalike.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,13 @@ class Metric:
         module = import_builder(config.builder)(config).eval()
         if precision == "int8":
             if dev.type != "cpu":
-                raise ValueError("int8 dynamic quantisation runs on the CPU only")
+                raise UsageError("int8 dynamic quantisation runs on the CPU only")
+            if not config.options.get("int8"):
+                raise UsageError(f"{config.name} does not offer int8 (its top-10 neighbours were not "
+                                 "shown to agree with fp32); use --precision fp32")
             module = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
         elif precision != "fp32":
-            raise ValueError(f"unknown precision {precision!r} (fp32 or int8)")
+            raise UsageError(f"unknown precision {precision!r} (fp32 or int8)")
         return cls(config, module.to(dev), dev, precision)
 
     @property
