@@ -125,12 +125,20 @@ def main() -> None:
     log.info("%d gallery photos, %d queries", len(paths), len(queries))
     result: dict[str, Any] = {"photos": len(paths), "queries": len(queries), "transforms": list(TRANSFORMS),
                               "metrics": {}, "skipped": {}, "variants": {}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every step: partial results survive an interrupted run
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
     result["phash"] = run_phash(paths, queries, sources, names)
+    save()
     log.info("phash: %s", result["phash"]["scores"]["all"])
     for name in args.metrics or list_metrics():
         try:
             result["metrics"][name] = run_metric(get_config(name), paths, queries, sources, names)
             log.info("%s: %s", name, result["metrics"][name]["scores"]["all"])
+            save()
         except WeightsMissingError as exc:
             result["skipped"][name] = f"weights missing: {exc}"
             log.warning("skipped %s: weights missing", name)
@@ -138,8 +146,8 @@ def main() -> None:
         for vname, config in variants(get_config("effnet-lite0")).items():
             result["variants"][vname] = run_metric(config, paths, queries, sources, names)
             log.info("effnet-lite0 %s: %s", vname, result["variants"][vname]["scores"]["all"])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            save()
+    save()
     print(json.dumps({k: v["scores"]["all"] for k, v in
                       {"phash": result["phash"], **result["metrics"],
                        **{f"effnet-lite0/{k}": v for k, v in result["variants"].items()}}.items()}, indent=2))

@@ -4,7 +4,8 @@ For each size (``--sizes``) and dimension (``--dims``) it builds, in one run and
 
 * ``ours``: the FAISS index :func:`lookalike.indexer.factory.choose_factory` picks, searched with
   :func:`lookalike.indexer.factory.search_params`, plus a sweep of that search parameter;
-* ``autofaiss``: the index ``autofaiss.build_index`` picks and tunes (memory limit 16G, 5 ms target);
+* ``autofaiss``: the index ``autofaiss.build_index`` picks and tunes (its default memory settings,
+  16G index / 32G available, and a 5 ms query-time target);
 * ``hnswlib``: an hnswlib HNSW graph (M=16, ef_construction=100), sweeping ``ef``;
 * any extra FAISS factory strings given with ``--candidates`` (used to tune the rule).
 
@@ -144,6 +145,7 @@ def bench_faiss(data: ClusteredVectors, key: str, sweep: list[dict[str, int]], c
         t = time.perf_counter()
         index.add(chunk)
         add_s += time.perf_counter() - t
+        log.info("  %s: %d/%d added, %.0f vectors/s", key, index.ntotal, data.n, index.ntotal / add_s)
     build_s = train_s + add_s
     out: dict[str, Any] = {"factory": key, "build_s": round(build_s, 1), "train_s": round(train_s, 1),
                            "add_rate_per_s": round(data.n / max(add_s, 1e-9)),
@@ -168,7 +170,7 @@ def train_size(key: str) -> int:
     import re
 
     m = re.search(r"IVF(\d+)", key)
-    return min(200_000, 40 * int(m.group(1))) if m else 0
+    return min(200_000, 40 * int(m.group(1))) if m else 50_000
 
 
 def bench_hnswlib(data: ClusteredVectors, queries: np.ndarray, truth: np.ndarray, max_n: int,
@@ -223,12 +225,14 @@ def bench_autofaiss(data: ClusteredVectors, queries: np.ndarray, truth: np.ndarr
     try:
         index, infos = build_index(embeddings=x, save_on_disk=False, metric_type="ip",
                                    max_index_query_time_ms=5.0, min_nearest_neighbors_to_retrieve=K,
-                                   max_index_memory_usage="16G", current_memory_available="16G",
+                                   max_index_memory_usage="16G", current_memory_available="32G",
                                    nb_cores=os.cpu_count(), verbose=logging.WARNING)
     except Exception as exc:  # noqa: BLE001
         return {"error": f"autofaiss.build_index failed: {type(exc).__name__}: {exc}"}
     build_s = time.perf_counter() - t
     del x
+    if index is None:
+        return {"error": f"autofaiss.build_index returned no index: {infos}"}
     import faiss
 
     ids, lat = time_queries(lambda q: index.search(q, K)[1], queries)
@@ -279,27 +283,36 @@ def main() -> None:
             truth = exact_topk(data, queries)
             log.info("n=%d dim=%d: exact ground truth in %.1fs", n, dim, time.perf_counter() - t)
             run: dict[str, Any] = {"n": n, "dim": dim, "methods": {}}
+            results["runs"].append(run)
+
+            def save() -> None:  # after every method: partial results survive an interrupted run
+                run["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
             if "ours" not in args.skip:
                 key = choose_factory(n, dim)
                 chosen = search_params(key, n)
                 run["methods"]["ours"] = bench_faiss(data, key, sweep_for(key, chosen), chosen, queries, truth)
                 log.info("  ours: %s", run["methods"]["ours"]["chosen"])
+                save()
             for cand in args.candidates:
                 key, sweep = parse_candidate(cand)
-                res = bench_faiss(data, key, sweep[1:], sweep[0], queries, truth)
+                try:
+                    res = bench_faiss(data, key, sweep[1:], sweep[0], queries, truth)
+                except RuntimeError as exc:
+                    res = {"factory": key, "error": str(exc)}
                 run["methods"][f"faiss:{key}"] = res
-                log.info("  %s: %s %s", key, res["chosen"], res["sweep"])
+                log.info("  %s: %s", key, res)
+                save()
             if "autofaiss" not in args.skip:
                 run["methods"]["autofaiss"] = bench_autofaiss(data, queries, truth, args.autofaiss_max)
                 log.info("  autofaiss: %s", run["methods"]["autofaiss"])
+                save()
             if "hnswlib" not in args.skip:
                 run["methods"]["hnswlib"] = bench_hnswlib(data, queries, truth, args.hnswlib_max,
                                                           [16, 32, 64, 128, 256])
                 log.info("  hnswlib: %s", run["methods"]["hnswlib"])
-            run["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-            results["runs"].append(run)
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+            save()
     print(json.dumps(results, indent=2))
 
 
