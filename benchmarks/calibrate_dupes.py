@@ -3,9 +3,9 @@
 For each photo of the real set (embedded from its file, as the indexer does) it measures the
 distance to known edits of itself and to other photos:
 
-* re-encoded: JPEG q90 / q70, half and quarter size (``augment.REENCODE``);
-* edited/cropped: 90% and 80% crops, colour jitter, 5-degree rotation, a crop+jitter+downscale+JPEG
-  combination (``augment.EDITS``);
+* re-encoded: JPEG q90 / q70, 70% and half size (``augment.REENCODE``);
+* edited/cropped: 90% and 80% crops, colour jitter, 5-degree rotation, a quarter-size thumbnail,
+  a crop+jitter+downscale+JPEG combination (``augment.EDITS``);
 * same scene (proxy): two framings of one photo, opposite corners each keeping 60% of the sides,
   compared with each other (the photos hold no real multi-shot scenes);
 * different: every pair of different photos.
@@ -109,7 +109,8 @@ def main() -> None:
     table["method"] = (
         f"benchmarks/calibrate_dupes.py on {len(paths)} real photos: each 'same' band ends at the "
         f"{QUANTILE:.0%} quantile of distances between a photo and its known edits (re-encoded: JPEG q90/q70, "
-        "half/quarter size; edited: 90%/80% crops, colour jitter, 5-degree rotation, a combination; same "
+        "70%/half size; edited: 90%/80% crops, colour jitter, 5-degree rotation, quarter-size thumbnail, a "
+        "crop+jitter+downscale+JPEG combination; same "
         "scene: two opposite-corner 60% framings of one photo); 'similar' ends at the "
         f"{SIMILAR_QUANTILE:.0%} quantile of distances between different photos; edges non-decreasing. "
         "threshold = the edited/cropped edge, lowered to keep at most "
