@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.indexer.factory import (
-    FLAT_MAX,
+    FLAT_MAX_FLOATS,
     apply_search_params,
     choose_factory,
     param_string,
@@ -16,7 +16,7 @@ from lookalike.indexer.factory import (
 faiss = pytest.importorskip("faiss")
 
 
-@pytest.mark.parametrize("n", [1, 1000, FLAT_MAX, FLAT_MAX + 1, 200_000, 1_000_000, 20_000_000])
+@pytest.mark.parametrize("n", [1, 1000, 4681, 4682, 200_000, 1_000_000, 20_000_000])
 @pytest.mark.parametrize("dim", [32, 1280, 1792])
 def test_every_choice_is_a_valid_factory_with_applicable_params(n: int, dim: int) -> None:
     key = choose_factory(n, dim)
@@ -28,7 +28,9 @@ def test_every_choice_is_a_valid_factory_with_applicable_params(n: int, dim: int
 def test_small_libraries_get_exact_search() -> None:
     assert choose_factory(10, 1280) == "Flat"
     assert search_params("Flat", 10) == {}
-    assert choose_factory(FLAT_MAX + 1, 1280) != "Flat"
+    assert choose_factory(FLAT_MAX_FLOATS // 1792, 1792) == "Flat"
+    assert choose_factory(FLAT_MAX_FLOATS // 1792 + 1, 1792) != "Flat"
+    assert choose_factory(100_000, 16) == "Flat"  # small vectors: flat stays cheap for longer
 
 
 def test_param_string_and_apply_set_the_index() -> None:
@@ -42,9 +44,10 @@ def test_param_string_and_apply_set_the_index() -> None:
 
 
 def test_chosen_index_finds_the_true_neighbours() -> None:
-    """Above FLAT_MAX, the chosen index with its parameters keeps recall@10 high (clustered data)."""
+    """Above the flat limit, the chosen index with its parameters keeps recall@10 high (clustered data)."""
     rng = np.random.default_rng(0)
-    n, dim = FLAT_MAX + 10_000, 32
+    dim = 512
+    n = FLAT_MAX_FLOATS // dim + 4000
     centers = rng.standard_normal((200, 8)).astype(np.float32)
     proj = rng.standard_normal((8, dim)).astype(np.float32)
 
@@ -55,9 +58,10 @@ def test_chosen_index_finds_the_true_neighbours() -> None:
 
     data, queries = sample(n), sample(100)
     key = choose_factory(n, dim)
+    assert key != "Flat"
     index = faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
-        index.train(data[:50_000])
+        index.train(data)
     index.add(data)
     apply_search_params(index, search_params(key, n))
     found = index.search(queries, 10)[1]

@@ -9,7 +9,9 @@ set them again after every ``faiss.read_index``.
 The rule (tuned with ``benchmarks/search.py`` on clustered unit vectors of dims 1280 and 1792, on
 a 2-core machine; numbers in ``benchmarks/results/``):
 
-* up to :data:`FLAT_MAX` vectors: ``"Flat"`` -- exact, no build cost, a few ms per query;
+* up to :data:`FLAT_MAX_FLOATS` floats in all (``n * dim``; 32 MiB, about 4,700 vectors of 1792
+  dims or 6,500 of 1280): ``"Flat"`` -- exact and no build cost. A flat search reads every vector,
+  so its latency is memory bandwidth: 50k x 1792 (358 MB) took 50-90 ms per query here;
 * above: ``"HNSW32,Flat"`` -- a graph over the raw vectors. Single-query latency stays around a
   millisecond with recall@10 >= 0.95 where an IVF index needs to scan tens of thousands of full
   vectors (IVF1024 at 100k x 1792 reached 0.85 at nprobe=16). The price is build time (each
@@ -23,15 +25,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: Up to this many vectors an exact flat index is fastest to build and fast enough to search.
-FLAT_MAX = 50_000
+#: Up to this many stored floats (n * dim) an exact flat index is fast enough (a few ms a query).
+FLAT_MAX_FLOATS = 8 * 1024 * 1024
 #: Neighbours per HNSW node (FAISS's M); autofaiss picks the same for these sizes.
 HNSW_M = 32
 
 
 def choose_factory(n_vectors: int, dim: int) -> str:
-    """A FAISS index-factory string for ``n_vectors`` vectors of ``dim`` dimensions."""
-    if n_vectors <= FLAT_MAX:
+    """A FAISS index-factory string for ``n_vectors`` vectors of ``dim`` dimensions.
+
+    Choose with the size the library will have (the index is rebuilt, not converted, when a
+    library outgrows a flat index)."""
+    if n_vectors * dim <= FLAT_MAX_FLOATS:
         return "Flat"
     return f"HNSW{HNSW_M},Flat"
 
