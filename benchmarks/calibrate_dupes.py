@@ -52,7 +52,7 @@ def photo_paths(folder: Path = PHOTOS) -> list[Path]:
 
 def stats(x: np.ndarray) -> dict[str, float]:
     q = np.quantile(x, [0, 0.05, 0.5, 0.95, 0.99, 1])
-    return {"n": int(len(x)), **{k: round(float(v), 5) for k, v in zip(("min", "p5", "p50", "p95", "p99", "max"), q)}}
+    return {"n": len(x), **{k: round(float(v), 5) for k, v in zip(("min", "p5", "p50", "p95", "p99", "max"), q)}}
 
 
 def calibrate_metric(name: str, paths: list[Path], seed: int = 0) -> dict[str, Any]:

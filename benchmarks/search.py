@@ -161,7 +161,6 @@ def bench_faiss(data: ClusteredVectors, key: str, sweep: list[dict[str, int]], c
 
     out["chosen"] = run(chosen)
     out["sweep"] = [run(p) for p in sweep if p != chosen]
-    del index
     return out
 
 
@@ -285,7 +284,7 @@ def main() -> None:
             run: dict[str, Any] = {"n": n, "dim": dim, "methods": {}}
             results["runs"].append(run)
 
-            def save() -> None:  # after every method: partial results survive an interrupted run
+            def save(run: dict[str, Any] = run) -> None:  # after every method: partial results survive
                 run["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

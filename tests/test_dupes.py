@@ -35,7 +35,7 @@ def test_knn_graph_matches_brute_force() -> None:
 
 
 def test_knn_graph_small_inputs() -> None:
-    ids, dists = dupes.knn_graph(np.ones((1, 4), np.float32), 3)
+    ids, _ = dupes.knn_graph(np.ones((1, 4), np.float32), 3)
     assert ids.shape == (1, 0)
     ids, _ = dupes.knn_graph(np.eye(3, dtype=np.float32), 10)
     assert ids.shape == (3, 2)
