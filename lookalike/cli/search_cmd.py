@@ -23,6 +23,11 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+#: Short forms of the calibrated meanings (lookalike.search.dupes.LABELS) for the table.
+SHORT = {"same photo, re-encoded": "re-encoded", "same photo, edited/cropped": "edited",
+         "same scene": "same scene", "similar": "similar"}
+
+
 def _parse_query(q: str) -> str | int:
     return int(q[1:]) if q.startswith("#") and q[1:].isdigit() else q
 
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if all(r.errors and not r.hits for r in results) else 0
 
 
-def side_by_side(result: Any, k: int, width: int = 34) -> str:
+def side_by_side(result: Any, k: int, width: int = 44) -> str:
     """A readable table: one column per metric, rank rows, 'name  distance' cells."""
     metrics = list(result.hits) + [m for m in result.errors if m not in result.hits]
     lines = [f"query: {result.query}"]
@@ -54,8 +59,10 @@ def side_by_side(result: Any, k: int, width: int = 34) -> str:
             if m in result.errors and rank == 0:
                 cell = f"error: {result.errors[m]}"
             elif rank < len(hits):
-                name = os.path.basename(hits[rank].path)
-                cell = f"{name[: width - 10]:<{width - 9}} {hits[rank].distance:.4f}"
+                hit = hits[rank]
+                note = SHORT.get(hit.label or "", "")
+                name = os.path.basename(hit.path)[: width - 21]
+                cell = f"{name:<{width - 20}} {hit.distance:.4f} {note}"
             else:
                 cell = ""
             cells.append(f"{cell[:width]:<{width}}")

@@ -19,8 +19,6 @@ from lookalike.indexer.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
-#: nprobe given to IVF indexes when they are built or loaded (the search layer may change it).
-DEFAULT_NPROBE = 16
 
 
 def _faiss() -> Any:
@@ -69,9 +67,7 @@ class VectorIndex:
     def empty(cls, metric: str, dim: int, distance: str, factory: str = "Flat") -> VectorIndex:
         faiss = _faiss()
         index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss_metric(distance))
-        out = cls(metric, dim, distance, index, factory)
-        out._set_nprobe(DEFAULT_NPROBE)
-        return out
+        return cls(metric, dim, distance, index, factory)
 
     @classmethod
     def build(cls, metric: str, dim: int, distance: str, factory: str, ids: np.ndarray,
@@ -93,7 +89,7 @@ class VectorIndex:
         if not isinstance(index, faiss.IndexIDMap2):
             raise ValueError(f"{path}: not an IDMap2 index")
         out = cls(metric, index.d, distance, index, describe(index.index))
-        out._set_nprobe(DEFAULT_NPROBE)
+        out._tune()
         return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -148,7 +144,7 @@ class VectorIndex:
         if len(ids) == 0:
             return
         self.index.add_with_ids(self._prepare(vectors), np.ascontiguousarray(ids, dtype=np.int64))
-        self._gpu_index = None
+        self._tune()
 
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
@@ -167,6 +163,13 @@ class VectorIndex:
             v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
             v = np.ascontiguousarray(v, dtype=np.float32)
         return v
+
+    def _tune(self) -> None:
+        """Search parameters for the current size (efSearch / nprobe; see indexer/factory.py)."""
+        from lookalike.indexer.factory import apply_search_params, search_params
+
+        apply_search_params(self.index, search_params(self.factory, self.ntotal))
+        self._gpu_index = None
 
     def _set_nprobe(self, nprobe: int) -> None:
         faiss = _faiss()
@@ -203,7 +206,7 @@ def describe(index: Any) -> str:
     if isinstance(index, faiss.IndexIVFFlat):
         return f"IVF{index.nlist},Flat"
     if isinstance(index, faiss.IndexHNSWFlat):
-        return f"HNSW{index.hnsw.nb_neighbors(0) // 2}"
+        return f"HNSW{index.hnsw.nb_neighbors(0) // 2},Flat"
     return type(index).__name__
 
 

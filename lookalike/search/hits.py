@@ -96,3 +96,23 @@ def side_by_side(results: list[QueryResult]) -> dict[str, Any]:
         raise ValueError(f"a metric appears twice: {metrics}")
     return {"query": results[0].query if results else None,
             "metrics": {r.metric: r.to_dict() for r in results}}
+
+
+@dataclass
+class SearchResult:
+    """One query's neighbours under every metric asked for (``by_metric``), and per-metric errors
+    (e.g. the query file could not be read)."""
+
+    query: str
+    image_id: int | None = None
+    by_metric: dict[str, QueryResult] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hits(self) -> dict[str, tuple[Hit, ...]]:
+        return {m: r.hits for m, r in self.by_metric.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = side_by_side(list(self.by_metric.values())) if self.by_metric else {"metrics": {}}
+        return {"query": self.query, "image_id": self.image_id, "metrics": out["metrics"],
+                "errors": dict(self.errors)}

@@ -8,6 +8,7 @@ already in the library reuse their stored vectors. Approximate indexes are re-ra
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import UsageError
-from lookalike.search.hits import Hit, QueryResult
+from lookalike.search.hits import Hit, QueryResult, SearchResult
 
 Query = str | os.PathLike[str] | int | Image.Image | np.ndarray
 
@@ -140,8 +141,35 @@ class Library:
         _, cand = index.search(vecs, max(k * RERANK_FACTOR, k + 32))
         return rerank(vecs, cand, lambda ids: self._lib.vectors(metric_name, ids), k, kind=index.distance)
 
+    def duplicates(self, metric: str, threshold: float | None = None, k: int = 10) -> list[DuplicateGroup]:
+        """Near-duplicate groups under ``metric``; ``threshold=None`` uses the metric's calibration."""
+        from lookalike.embed.distance import pairwise
+        from lookalike.search.dupes import calibrate, groups_from_graph
+
+        if metric not in self.metrics():
+            raise UsageError(f"the library has no index for {metric!r} (indexed: {', '.join(self.metrics())})")
+        threshold = calibrate(metric) if threshold is None else threshold
+        index = self._lib.vector_index(metric)
+        ids = np.sort(index.ids())
+        if len(ids) < 2:
+            return []
+        vectors = self._lib.vectors(metric, ids)
+        dist, nbr = self._neighbours(metric, vectors, min(k + 1, len(ids)))
+        row_of = {int(i): r for r, i in enumerate(ids)}
+        rows = np.vectorize(lambda i: row_of.get(int(i), -1), otypes=[np.int64])(nbr)
+        rows[rows == np.arange(len(ids))[:, None]] = -1  # an image is not its own duplicate
+        groups = groups_from_graph(rows, dist, threshold)
+        paths = self._lib.paths_for([int(ids[r]) for g in groups for r in g])
+        out = []
+        for group in groups:
+            d = pairwise(vectors[group[:1]], vectors[group], index.distance)[0]  # type: ignore[arg-type]
+            out.append(DuplicateGroup(metric, [
+                (int(ids[r]), paths.get(int(ids[r]), ""), max(float(x), 0.0), _meaning(max(float(x), 0.0), metric))
+                for r, x in zip(group, d, strict=True)]))
+        return out
+
     def search(self, queries: Query | Sequence[Query], k: int = 10, metrics: Sequence[str] | None = None,
-               exclude_self: bool = False, batch_size: int = 32) -> list[QueryResult]:
+               exclude_self: bool = False, batch_size: int = 32) -> list[SearchResult]:
         """Nearest neighbours of each query under each metric (default: every indexed metric)."""
         if isinstance(queries, (str, os.PathLike, int, Image.Image, np.ndarray)):
             queries = [queries]  # type: ignore[list-item]
@@ -153,26 +181,56 @@ class Library:
         if missing:
             raise UsageError(f"the library has no index for {', '.join(missing)}; indexed: "
                              f"{', '.join(self.metrics()) or 'none'} (add one with `lookalike index --metric`)")
-        results = [QueryResult(q.label, q.image_id) for q in resolved]
+        results = [SearchResult(q.label, q.image_id) for q in resolved]
         extra = 1 if exclude_self else 0
         for name in metric_names:
+            start = time.perf_counter()
             vecs, errors = self._query_vectors(name, resolved, batch_size)
             dist, ids = self._neighbours(name, vecs, k + extra)
             paths = self._lib.paths_for(sorted({int(i) for i in ids.ravel() if i >= 0}))
+            kind = self._lib.vector_index(name).distance
+            seconds = (time.perf_counter() - start) / len(resolved)
             for qi, (q, res) in enumerate(zip(resolved, results, strict=True)):
                 if errors[qi]:
                     res.errors[name] = errors[qi]
                     continue
-                hits = []
+                hits: list[Hit] = []
                 for d, i in zip(dist[qi], ids[qi], strict=True):
                     if i < 0 or (exclude_self and _is_self(q, int(i), paths.get(int(i)))):
                         continue
-                    hits.append(Hit(int(i), paths.get(int(i), ""), float(d), len(hits) + 1, name))
-                res.hits[name] = hits[:k]
+                    hits.append(Hit(int(i), paths.get(int(i), ""), float(d), len(hits) + 1, name,
+                                    _meaning(float(d), name)))
+                res.by_metric[name] = QueryResult(q.label, name, tuple(hits[:k]), kind, seconds)
         return results
+
+
+@dataclass
+class DuplicateGroup:
+    """Images within a near-duplicate threshold of each other (linked pairwise, single linkage).
+
+    ``members`` are ``(image_id, path, distance to the first member, what that distance means)``.
+    """
+
+    metric: str
+    members: list[tuple[int, str, float, str | None]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "size": len(self.members),
+                "members": [{"image_id": i, "path": p, "distance": d, "meaning": m}
+                            for i, p, d, m in self.members]}
 
 
 def _is_self(q: _Query, image_id: int, path: str | None) -> bool:
     if q.image_id is not None:
         return image_id == q.image_id
     return q.path is not None and path is not None and os.path.realpath(path) == os.path.realpath(q.path)
+
+
+def _meaning(distance: float, metric: str) -> str | None:
+    """What a distance means under a calibrated metric ("same photo, re-encoded", ...), else None."""
+    from lookalike.search.dupes import NotCalibratedError, meaning
+
+    try:
+        return meaning(distance, metric)
+    except NotCalibratedError:
+        return None
