@@ -187,7 +187,8 @@ def augment(img, rng: np.random.Generator):
 
 def part_library(photos: list, size: int, n_queries: int, pair_sample: int) -> dict:
     from lookalike.search.compact import CompactIndex, to_float16
-    from lookalike.search.rerank import array_fetcher, brute_force, recall_at_k
+    from lookalike.search.evaluate import knn_recall
+    from lookalike.search.rerank import array_fetcher, brute_force
 
     rng = np.random.default_rng(0)
     metric, trunk = metric_for("alex")
@@ -230,7 +231,7 @@ def part_library(photos: list, size: int, n_queries: int, pair_sample: int) -> d
     }
     half = to_float16(lib)
     ids16, _ = flat_knn(half.astype(np.float32), queries, k)
-    result["fp16_recall_at_10"] = recall_at_k(ids16, all_true)
+    result["fp16_recall_at_10"] = knn_recall(ids16, all_true)
     d32 = ((lib[:500].astype(np.float64) - lib[500:1000]) ** 2).sum(1)
     d16 = ((half[:500].astype(np.float64) - half[500:1000]) ** 2).sum(1)
     rel = np.abs(d16 - d32) / d32
@@ -245,7 +246,7 @@ def part_library(photos: list, size: int, n_queries: int, pair_sample: int) -> d
         for c in (10, 50, 100, 200, 400):
             t = time.perf_counter()
             found = index.search(queries, k, fetch, n_candidates=c)[1]
-            row["recall_at_10"][c] = recall_at_k(found, all_true)
+            row["recall_at_10"][c] = knn_recall(found, all_true)
             row.setdefault("s_per_query", {})[c] = (time.perf_counter() - t) / n_queries
         _, exact_ids, fetched = index.search_exact(queries, k, fetch, start=50)
         row["certified_exact_equal"] = bool((exact_ids == all_true).all())

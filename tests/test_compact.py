@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lookalike.search.compact import CompactIndex, float16_error_bound, pca_basis, to_float16
-from lookalike.search.rerank import array_fetcher, brute_force, exact_distances, recall_at_k
+from lookalike.search.evaluate import knn_recall
+from lookalike.search.rerank import array_fetcher, brute_force, exact_distances
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_search_recall_grows_with_candidates(library, tmp_path) -> None:
     index.add(base)
     k = 10
     _, truth = brute_force(queries, base, k)
-    recalls = [recall_at_k(index.search(queries, k, array_fetcher(base), n_candidates=c)[1], truth)
+    recalls = [knn_recall(index.search(queries, k, array_fetcher(base), n_candidates=c)[1], truth)
                for c in (10, 40, 250)]
     assert recalls[0] <= recalls[1] <= recalls[2] == 1.0
     assert recalls[0] < 1.0  # the candidate stage alone is approximate

@@ -60,3 +60,9 @@ def test_knn_recall_counts_overlap_not_order() -> None:
     found = np.array([[3, 2, 1], [4, 9, 8]])
     assert knn_recall(found, exact, 3) == pytest.approx((1 + 1 / 3) / 2)
     assert knn_recall(found, exact, 1) == pytest.approx(0.5)
+
+
+def test_knn_recall_ignores_padding() -> None:
+    truth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert knn_recall(truth, truth) == 1.0
+    assert knn_recall(np.array([[1, 2, 9, 9], [8, -1, -1, -1]]), truth) == pytest.approx((0.5 + 0.25) / 2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.embed.distance import cosine, sqeuclidean
-from lookalike.search.rerank import array_fetcher, brute_force, exact_distances, recall_at_k, rerank
+from lookalike.search.rerank import array_fetcher, brute_force, exact_distances, rerank
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,3 @@ def test_rerank_ranks_duplicates_first_and_refuses_mismatches(vectors) -> None:
     with pytest.raises(ValueError):
         rerank(vectors[:1], np.array([[0, 1]]), lambda ids: vectors[:1], 1)
 
-
-def test_recall_at_k() -> None:
-    truth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
-    assert recall_at_k(truth, truth) == 1.0
-    assert recall_at_k(np.array([[1, 2, 9, 9], [8, -1, -1, -1]]), truth) == pytest.approx((0.5 + 0.25) / 2)

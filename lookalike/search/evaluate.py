@@ -58,12 +58,18 @@ def mean_average_precision(ranked: np.ndarray,
     return float(np.mean([average_precision(ranked[q], sets[q]) for q in range(len(ranked))]))
 
 
-def knn_recall(found: np.ndarray, exact: np.ndarray, k: int) -> float:
-    """Approximate-search recall@k: mean share of the exact ``k`` nearest ids that were found."""
-    found, exact = np.asarray(found)[:, :k], np.asarray(exact)[:, :k]
+def knn_recall(found: np.ndarray, exact: np.ndarray, k: int | None = None) -> float:
+    """Approximate-search recall@k: mean share of the exact ``k`` nearest ids that were found.
+
+    ``k`` defaults to the width of ``exact``; ``-1`` entries (FAISS padding) are ignored."""
+    found, exact = np.asarray(found), np.asarray(exact)
+    k = k or exact.shape[1]
+    found, exact = found[:, :k], exact[:, :k]
     if found.shape[0] != exact.shape[0]:
         raise ValueError("found and exact must have the same number of queries")
-    return float(np.mean([len(set(f.tolist()) & set(e.tolist())) / k for f, e in zip(found, exact)]))
+    shares = [len(set(f[f >= 0].tolist()) & set(e[e >= 0].tolist())) / max(1, int((e >= 0).sum()))
+              for f, e in zip(found, exact, strict=True)]
+    return float(np.mean(shares)) if shares else 1.0
 
 
 def rank_by_distance(distances: np.ndarray, k: int | None = None) -> np.ndarray:

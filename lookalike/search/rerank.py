@@ -97,9 +97,3 @@ def brute_force(queries: np.ndarray, vectors: np.ndarray, k: int, kind: str = "s
             order = tied[np.lexsort((tied, row[tied]))][:k_eff]
             out_d[s + r, :k_eff], out_i[s + r, :k_eff] = row[order], order
     return out_d, out_i
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of each true top-k row found in the matching row of ``found`` (-1 ignored)."""
-    hits = [len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, int((t >= 0).sum())) for f, t in zip(found, truth)]
-    return float(np.mean(hits)) if hits else 1.0
