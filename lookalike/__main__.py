@@ -1,3 +1,6 @@
+"""``python -m lookalike``: the command line."""
+
 from lookalike.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when multiprocessing re-imports the main module in a worker
+    raise SystemExit(main())
