@@ -11,8 +11,7 @@ $(BIN)/lookalike: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,postgres,demo,bench]'
-	# Meta's DINOv2 model code for the DreamSim parity tests; it pins torch 2.0, which we do not want.
-	$(BIN)/python -m pip install -q --no-deps dinov2==0.0.1.dev2
+	$(BIN)/python -m pip install -q --no-deps dinov2==0.0.1.dev2  # DINOv2 code for parity tests (pins torch 2.0)
 	touch $@
 
 .PHONY: install demo test bench

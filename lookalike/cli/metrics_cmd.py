@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
         emit_json(rows)
         return 0
     yes = {True: "yes", False: "no"}
-    print(f"{'metric':<24} {'dim':>6}  {'distance':<11} {'offline':<8} {'weights':<8} description")
+    w = max([len(r["name"]) for r in rows] + [6])
+    print(f"{'metric':<{w}} {'dim':>6}  {'distance':<11} {'offline':<8} {'weights':<8} description")
     for r in rows:
-        print(f"{r['name']:<24} {r['dim']:>6}  {r['distance']:<11} {yes[r['offline']]:<8} "
+        print(f"{r['name']:<{w}} {r['dim']:>6}  {r['distance']:<11} {yes[r['offline']]:<8} "
               f"{'present' if r['weights_present'] else 'missing':<8} {r['description']}")
     return 0
