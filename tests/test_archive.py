@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from tests.weights_server import make_zip, random_bytes, sha256
 
-from lookalike.embed.archive import extract_zip, member_parts, tree_digests
+from lookalike.embed.weights.archive import extract_zip, member_parts, tree_digests
 from lookalike.errors import LookalikeError, WeightsCorruptError
 
 

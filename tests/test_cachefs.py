@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lookalike.embed.cachefs import place, staging_path, temp_dir_beside, write_json_atomic
+from lookalike.embed.weights.cachefs import place, staging_path, temp_dir_beside, write_json_atomic
 from lookalike.paths import weights_dir
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from lookalike.embed import checksums
+from lookalike.embed.weights import checksums
 from lookalike.errors import WeightsCorruptError
 from lookalike.paths import weights_dir
 

@@ -15,7 +15,8 @@ from tests.weights_server import (  # noqa: F401 (server is a fixture)
     sha256,
 )
 
-from lookalike.embed import checksums, download
+from lookalike.embed.weights import checksums
+from lookalike.embed.weights import transfer as download
 from lookalike.embed.config import WeightFile
 from lookalike.embed.weights import cached_path, fetch, is_present, resolve, verify
 from lookalike.errors import WeightsCorruptError, WeightsMissingError

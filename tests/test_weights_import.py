@@ -14,10 +14,10 @@ from tests.weights_server import (  # noqa: F401 (server is a fixture)
     sha256,
 )
 
-from lookalike.embed import checksums
+from lookalike.embed.weights import checksums
 from lookalike.embed.config import WeightFile
 from lookalike.embed.weights import cached_path, is_present, resolve, verify
-from lookalike.embed.weights_import import import_dir
+from lookalike.embed.weights.importer import import_dir
 from lookalike.errors import UsageError
 from lookalike.paths import weights_dir
 
@@ -32,12 +32,12 @@ def test_import_by_name_from_a_nested_folder(tmp_path):
     add_metric("m", [wf, WeightFile(name="other.pth", url="http://127.0.0.1:9/other.pth")])
     (tmp_path / "usb" / "deep").mkdir(parents=True)
     (tmp_path / "usb" / "deep" / "net.pth").write_bytes(data)
-    report = import_dir(tmp_path / "usb")
+    report = import_dir(tmp_path / "usb", ["m"])
     assert names(report.imported) == ["net.pth"] and names(report.missing) == ["other.pth"]
     assert report.imported[0]["metrics"] == ["m"]
     assert cached_path(wf).read_bytes() == data
     assert [r.status for r in verify(["m"])] == ["ok", "missing"]
-    again = import_dir(tmp_path / "usb")
+    again = import_dir(tmp_path / "usb", ["m"])
     assert names(again.present) == ["net.pth"] and again.imported == []
 
 
@@ -57,7 +57,7 @@ def test_corrupt_file_is_rejected_and_not_placed(tmp_path):
     wf = WeightFile(name="net.pth", sha256=sha256(data))
     add_metric("m", [wf])
     (tmp_path / "net.pth").write_bytes(data[:-1] + b"\0")
-    report = import_dir(tmp_path)
+    report = import_dir(tmp_path, ["m"])
     assert names(report.rejected) == ["net.pth"] and names(report.missing) == ["net.pth"]
     assert not cached_path(wf).exists()
     assert [f for f in cache_files(weights_dir()) if not f.endswith(".lock")] == []

@@ -155,7 +155,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from lookalike.embed.weights_import import import_dir
+    from lookalike.embed.weights.importer import import_dir
 
     report = import_dir(args.folder, args.metrics)
     if args.json:

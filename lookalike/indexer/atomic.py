@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from lookalike.embed.cachefs import fsync_path
+from lookalike.embed.weights.cachefs import fsync_path
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:

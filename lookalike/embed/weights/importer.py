@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lookalike.embed import checksums
-from lookalike.embed.archive import tree_digests
-from lookalike.embed.cachefs import (
+from lookalike.embed.weights import checksums
+from lookalike.embed.weights.archive import tree_digests
+from lookalike.embed.weights.cachefs import (
     STAGING,
     copy_to_staging,
     file_lock,

@@ -4,8 +4,8 @@ The cache is :func:`lookalike.paths.weights_dir`; a file lives at ``<cache>/<Wei
 unpacked archive at ``<cache>/<name minus .zip>``. :func:`resolve` downloads a missing file on first
 use (from ``WeightFile.url``, or ``$LOOKALIKE_WEIGHTS_MIRROR/<name>`` when that is set) into
 ``<cache>/.partial``, verifies its sha256 (or pins it on first use, see
-:mod:`lookalike.embed.checksums`) and only then renames it into place. :func:`verify` re-checks the
-cache; :func:`lookalike.embed.weights_import.import_dir` fills it from a folder.
+:mod:`lookalike.embed.weights.checksums`) and only then renames it into place. :func:`verify` re-checks the
+cache; :func:`lookalike.embed.weights.importer.import_dir` fills it from a folder.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lookalike.embed import checksums
-from lookalike.embed.archive import extract_zip, tree_digests
-from lookalike.embed.cachefs import file_lock, place, remove, staging_path, temp_dir_beside
+from lookalike.embed.weights import checksums
+from lookalike.embed.weights.archive import extract_zip, tree_digests
+from lookalike.embed.weights.cachefs import file_lock, place, remove, staging_path, temp_dir_beside
 from lookalike.embed.config import WeightFile
-from lookalike.embed.download import ATTEMPTS, NetworkError, download, offline_reason
+from lookalike.embed.weights.transfer import ATTEMPTS, NetworkError, download, offline_reason
 from lookalike.errors import WeightsCorruptError, WeightsMissingError
 from lookalike.paths import weights_dir
 

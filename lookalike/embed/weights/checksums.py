@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lookalike.embed.cachefs import file_lock, write_json_atomic
+from lookalike.embed.weights.cachefs import file_lock, write_json_atomic
 from lookalike.errors import WeightsCorruptError
 from lookalike.paths import weights_dir
 
