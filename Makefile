@@ -10,7 +10,7 @@ LIBRARY ?= .lookalike
 $(BIN)/lookalike: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,postgres,demo,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,postgres,demo]'
 	$(BIN)/python -m pip install -q --no-deps dinov2==0.0.1.dev2  # DINOv2 code for parity tests (pins torch 2.0)
 	touch $@
 
@@ -28,4 +28,10 @@ test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python benchmarks/embed_throughput.py
+	$(BIN)/python -m pip install -q -e '.[bench]' && $(BIN)/python -m pip install -q --no-deps autofaiss==2.18.0
+	PYTHONPATH=. $(BIN)/python benchmarks/embed_throughput.py
+	PYTHONPATH=. $(BIN)/python benchmarks/index_throughput.py
+	PYTHONPATH=. $(BIN)/python benchmarks/reindex.py
+	PYTHONPATH=. $(BIN)/python benchmarks/dreamsim_speed.py
+	PYTHONPATH=. $(BIN)/python benchmarks/copy_detection.py
+	PYTHONPATH=. $(BIN)/python benchmarks/search.py --sizes 100000
