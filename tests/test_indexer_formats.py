@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from sqlalchemy import select
 
@@ -14,6 +16,7 @@ from lookalike.indexer import listing
 from lookalike.indexer.library import Library
 from lookalike.indexer.run import IndexOptions, index_library
 from lookalike.store.models import Image as ImageRow
+from tests.conftest import ROOT, unprivileged
 from tests.corpus import bad_files, odd_files
 from tests.dbfixtures import db_url  # noqa: F401
 
@@ -84,15 +87,17 @@ def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
     assert report.read == 1 and report.unchanged == len(good) + len(bad) and report.skipped == 1
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their permissions")
 def test_unreadable_folder_by_permissions(tmp_path):
     root = tmp_path / "r"
     (root / "locked").mkdir(parents=True)
     (root / "locked").chmod(0)
-    try:
-        with Library.open(tmp_path / "lib", create=True, writable=True) as lib:
-            report = index_library(lib, [str(root)], IndexOptions(metrics=["tiny-vit"], progress=False))
+    try:  # a real `lookalike index` without root's capabilities, so the permissions bite
+        cmd = unprivileged([sys.executable, "-m", "lookalike", "index", str(root), "--library",
+                            str(tmp_path / "lib"), "-m", "tiny-vit", "--json", "-q"])
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     finally:
         (root / "locked").chmod(0o755)
-    assert report.failures == [{"path": str(root / "locked"), "status": "skipped",
-                                "reason": "unreadable folder"}]
+    report = json.loads(proc.stdout)
+    assert report["failures"] == [{"path": str(root / "locked"), "status": "skipped",
+                                   "reason": "unreadable folder"}]
