@@ -91,8 +91,19 @@ def _job(args: tuple[str, tuple[Preprocess, ...], bool, bool, str | None]) -> Pr
 
 
 def default_workers() -> int:
+    """Decoding processes to use beside inference.
+
+    With a GPU doing inference, decoding is the CPU's whole job: every core but one. On the CPU,
+    inference already keeps every core busy; a parallel decoder only competes with it (measured on
+    2 cores: 31.7 img/s with one worker vs 35 img/s decoding in-process, effnet-lite0), so small
+    machines decode in-process and large ones spare one process per 8 cores.
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - 1) if cores > 2 else 1
+    import torch
+
+    if torch.cuda.is_available():
+        return max(1, min(8, cores - 1))
+    return 0 if cores <= 4 else max(1, cores // 8)
 
 
 def _jobs(chunk: list[tuple[str, tuple[Preprocess, ...], bool, bool, str | None]]) -> list[Prepared]:
