@@ -19,10 +19,11 @@ install: $(BIN)/lookalike
 
 demo: install
 	@photos="$(PHOTOS)"; [ -n "$$photos" ] || photos=$$($(BIN)/python -c 'import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), "data"))'); \
+	queries=$$(ls "$$photos"/*.jpg "$$photos"/*.png 2>/dev/null | head -n 3 | tr '\n' ' '); \
 	set -x; \
 	$(BIN)/lookalike index "$$photos" --library "$(LIBRARY)" --metric $(METRIC) && \
 	$(BIN)/lookalike status --library "$(LIBRARY)" && \
-	$(BIN)/lookalike search $$(ls "$$photos"/*.jpg "$$photos"/*.png 2>/dev/null | head -n 3) --library "$(LIBRARY)" -k 5 --exclude-self
+	$(BIN)/lookalike search $$queries --library "$(LIBRARY)" -k 5 --exclude-self
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
