@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from lookalike.cli import COMMANDS, build_parser
+from tests.conftest import ROOT
 
 
 def test_every_command_has_help(cli):
@@ -60,3 +65,17 @@ def test_usage_errors_exit_2(cli, args, tmp_path):
 def test_all_files_bad_exits_1(cli, tmp_path):
     (tmp_path / "a.jpg").write_text("nope")
     assert cli("embed", str(tmp_path / "a.jpg"), "-m", "tiny-vit").returncode == 1
+
+
+def test_effnet_embeds_with_the_network_unplugged(cli, photos):
+    """The bundled metric needs no network: run in a network namespace with no interfaces up
+    (as root, e.g. in CI), else with every offline switch set and proxies pointing nowhere."""
+    args = [sys.executable, "-m", "lookalike", "embed", *map(str, photos[:3]), "-m", "effnet-lite0", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOKALIKE_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        args = ["unshare", "--net", "--", *args]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert len(rows) == 3 and all(len(r["vector"]) == 1280 for r in rows)
