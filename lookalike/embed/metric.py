@@ -16,7 +16,7 @@ from PIL import Image
 from lookalike.embed.config import MetricConfig
 from lookalike.embed.device import pick_device
 from lookalike.embed.distance import pairwise
-from lookalike.embed.images import load_image
+from lookalike.embed.images import load_image, to_rgb
 from lookalike.embed.pipeline import batched, prepare_files
 from lookalike.embed.preprocess import prepare, to_tensor
 from lookalike.errors import UsageError
@@ -142,8 +142,6 @@ class Metric:
 
 def _as_pil(item: Image.Image | np.ndarray | str | os.PathLike[str]) -> Image.Image:
     if isinstance(item, Image.Image):
-        from lookalike.embed.images import to_rgb
-
         return to_rgb(item)
     if isinstance(item, np.ndarray):
         if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:

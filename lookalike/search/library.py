@@ -155,8 +155,8 @@ class Library:
             return []
         vectors = self._lib.vectors(metric, ids)
         dist, nbr = self._neighbours(metric, vectors, min(k + 1, len(ids)))
-        row_of = {int(i): r for r, i in enumerate(ids)}
-        rows = np.vectorize(lambda i: row_of.get(int(i), -1), otypes=[np.int64])(nbr)
+        pos = np.clip(np.searchsorted(ids, nbr), 0, len(ids) - 1)  # ids are sorted: id -> row
+        rows = np.where((nbr >= 0) & (ids[pos] == nbr), pos, -1)
         rows[rows == np.arange(len(ids))[:, None]] = -1  # an image is not its own duplicate
         groups = groups_from_graph(rows, dist, threshold)
         paths = self._lib.paths_for([int(ids[r]) for g in groups for r in g])
