@@ -4,8 +4,9 @@ For each size (``--sizes``) and dimension (``--dims``) it builds, in one run and
 
 * ``ours``: the FAISS index :func:`lookalike.indexer.factory.choose_factory` picks, searched with
   :func:`lookalike.indexer.factory.search_params`, plus a sweep of that search parameter;
-* ``autofaiss``: the index ``autofaiss.build_index`` picks and tunes (its default memory settings,
-  16G index / 32G available, and a 5 ms query-time target);
+* ``autofaiss``: the index ``autofaiss.build_index`` picks and tunes (16G index budget, the
+  machine's MemAvailable as available memory, a 5 ms query-time target), reading the vectors from a
+  folder of .npy files as its docs recommend for large collections;
 * ``hnswlib``: an hnswlib HNSW graph (M=16, ef_construction=100), sweeping ``ef``;
 * any extra FAISS factory strings given with ``--candidates`` (used to tune the rule).
 
@@ -37,7 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.indexer.factory import choose_factory, param_string, search_params
+from lookalike.indexer.factory import (
+    apply_build_params,
+    build_params,
+    choose_factory,
+    param_string,
+    search_params,
+)
 from lookalike.search.evaluate import knn_recall
 
 log = logging.getLogger("bench.search")
@@ -127,10 +134,12 @@ def file_bytes_per_vector(save: Callable[[str], None], n: int) -> float:
 
 
 def bench_faiss(data: ClusteredVectors, key: str, sweep: list[dict[str, int]], chosen: dict[str, int],
-                queries: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+                queries: np.ndarray, truth: np.ndarray, build: dict[str, int] | None = None) -> dict[str, Any]:
     import faiss
 
     index = faiss.index_factory(data.dim, key, faiss.METRIC_INNER_PRODUCT)
+    built_with = build_params(key) | (build or {})
+    apply_build_params(index, built_with)
     t0 = time.perf_counter()
     train_s = 0.0
     if not index.is_trained:
@@ -147,7 +156,7 @@ def bench_faiss(data: ClusteredVectors, key: str, sweep: list[dict[str, int]], c
         add_s += time.perf_counter() - t
         log.info("  %s: %d/%d added, %.0f vectors/s", key, index.ntotal, data.n, index.ntotal / add_s)
     build_s = train_s + add_s
-    out: dict[str, Any] = {"factory": key, "build_s": round(build_s, 1), "train_s": round(train_s, 1),
+    out: dict[str, Any] = {"factory": key, "build_params": built_with, "build_s": round(build_s, 1), "train_s": round(train_s, 1),
                            "add_rate_per_s": round(data.n / max(add_s, 1e-9)),
                            "bytes_per_vector": file_bytes_per_vector(lambda p: faiss.write_index(index, p), data.n)}
     log.info("  faiss %s built in %.1fs (wall incl. generation %.1fs)", key, build_s, time.perf_counter() - t0)
@@ -219,35 +228,51 @@ def bench_autofaiss(data: ClusteredVectors, queries: np.ndarray, truth: np.ndarr
         key = get_optimal_index_keys_v2(data.n, data.dim, max_index_memory_usage="16G")[0]
         return {"factory": key, "note": f"autofaiss picks {key!r} at this size; not built here "
                 f"(n > --autofaiss-max {max_n}; see the faiss candidate with the same key)"}
-    x = data.head(data.n)
-    t = time.perf_counter()
-    try:
-        index, infos = build_index(embeddings=x, save_on_disk=False, metric_type="ip",
-                                   max_index_query_time_ms=5.0, min_nearest_neighbors_to_retrieve=K,
-                                   max_index_memory_usage="16G", current_memory_available="32G",
-                                   nb_cores=os.cpu_count(), verbose=logging.WARNING)
-    except Exception as exc:  # noqa: BLE001
-        return {"error": f"autofaiss.build_index failed: {type(exc).__name__}: {exc}"}
-    build_s = time.perf_counter() - t
-    del x
+    # Vectors go to a folder of .npy files, the way autofaiss is used at scale: it streams them
+    # with embedding_reader instead of holding a second in-memory copy (a 1M x 1792 array is 7.2 GB).
+    memory = f"{available_gib():.0f}G"
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        for i, chunk in enumerate(data.chunks()):
+            np.save(os.path.join(tmp, f"part{i:05d}.npy"), chunk)
+        t = time.perf_counter()
+        try:
+            index, infos = build_index(embeddings=tmp, save_on_disk=False, metric_type="ip",
+                                       max_index_query_time_ms=5.0, min_nearest_neighbors_to_retrieve=K,
+                                       max_index_memory_usage="16G", current_memory_available=memory,
+                                       nb_cores=os.cpu_count(), verbose=logging.WARNING)
+        except Exception as exc:  # noqa: BLE001
+            return {"error": f"autofaiss.build_index failed: {type(exc).__name__}: {exc}"}
+        build_s = time.perf_counter() - t
     if index is None:
         return {"error": f"autofaiss.build_index returned no index: {infos}"}
     import faiss
 
     ids, lat = time_queries(lambda q: index.search(q, K)[1], queries)
     return {"factory": infos.get("index_key"), "params": infos.get("index_param"),
-            "build_s": round(build_s, 1), "note": "build_s includes autofaiss's own tuning",
+            "build_s": round(build_s, 1), "current_memory_available": memory,
+            "note": "build_s includes autofaiss's own tuning; vectors streamed from .npy files",
             "bytes_per_vector": file_bytes_per_vector(lambda p: faiss.write_index(index, p), data.n),
             "chosen": summarise(ids, lat, truth)}
 
 
-def parse_candidate(text: str) -> tuple[str, list[dict[str, int]]]:
-    """``"IVF1024,Flat|nprobe=8,16,32"`` -> (factory, [{"nprobe": 8}, ...])."""
-    key, _, sweep = text.partition("|")
+def available_gib() -> float:
+    """MemAvailable from /proc/meminfo, in GiB (what autofaiss may plan with on this machine)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def parse_candidate(text: str) -> tuple[str, dict[str, int], list[dict[str, int]]]:
+    """``"HNSW16,Flat@efConstruction=100|efSearch=64,128"`` -> (factory, build params, sweep)."""
+    head, _, sweep = text.partition("|")
+    key, _, build_text = head.partition("@")
+    build = {name: int(v) for name, _, v in (b.partition("=") for b in build_text.split(";") if b)}
     if not sweep:
-        return key, [{}]
+        return key, build, [{}]
     name, _, values = sweep.partition("=")
-    return key, [{name: int(v)} for v in values.split(",")]
+    return key, build, [{name: int(v)} for v in values.split(",")]
 
 
 def sweep_for(key: str, chosen: dict[str, int]) -> list[dict[str, int]]:
@@ -263,7 +288,8 @@ def main() -> None:
     ap.add_argument("--dims", type=int, nargs="+", default=[1280, 1792])
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--skip", nargs="*", default=[], choices=["ours", "autofaiss", "hnswlib"])
-    ap.add_argument("--candidates", nargs="*", default=[], help='extra "FACTORY|param=v1,v2" to try')
+    ap.add_argument("--candidates", nargs="*", default=[], help='extra "FACTORY[@build=v]|param=v1,v2" to try, '
+                    'e.g. "HNSW16,Flat@efConstruction=100|efSearch=64,128,256"')
     ap.add_argument("--hnswlib-max", type=int, default=200_000, help="build hnswlib on at most this many")
     ap.add_argument("--autofaiss-max", type=int, default=200_000, help="run autofaiss up to this size")
     ap.add_argument("--out", default="benchmarks/results/search.json")
@@ -295,12 +321,12 @@ def main() -> None:
                 log.info("  ours: %s", run["methods"]["ours"]["chosen"])
                 save()
             for cand in args.candidates:
-                key, sweep = parse_candidate(cand)
+                key, build, sweep = parse_candidate(cand)
                 try:
-                    res = bench_faiss(data, key, sweep[1:], sweep[0], queries, truth)
+                    res = bench_faiss(data, key, sweep[1:], sweep[0], queries, truth, build)
                 except RuntimeError as exc:
                     res = {"factory": key, "error": str(exc)}
-                run["methods"][f"faiss:{key}"] = res
+                run["methods"][f"faiss:{cand.partition('|')[0]}"] = res
                 log.info("  %s: %s", key, res)
                 save()
             if "autofaiss" not in args.skip:

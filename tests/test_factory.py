@@ -7,7 +7,10 @@ import pytest
 
 from lookalike.indexer.factory import (
     FLAT_MAX_FLOATS,
+    HNSW_EF_CONSTRUCTION,
+    apply_build_params,
     apply_search_params,
+    build_params,
     choose_factory,
     param_string,
     search_params,
@@ -41,6 +44,19 @@ def test_param_string_and_apply_set_the_index() -> None:
     hnsw = faiss.index_factory(16, "HNSW8,Flat")
     apply_search_params(hnsw, {"efSearch": 77})
     assert faiss.downcast_index(hnsw).hnsw.efSearch == 77
+
+
+def test_build_params_reach_the_graph_through_wrappers() -> None:
+    from lookalike.indexer.vectors import VectorIndex
+
+    assert build_params("Flat") == {} and build_params("IVF64,Flat") == {}
+    wrapped = faiss.index_factory(16, "IDMap2,HNSW8,Flat")
+    apply_build_params(wrapped, {"efConstruction": 123})
+    assert faiss.downcast_index(faiss.downcast_index(wrapped).index).hnsw.efConstruction == 123
+    with pytest.raises(RuntimeError, match="efConstruction"):
+        apply_build_params(faiss.index_factory(16, "Flat"), {"efConstruction": 5})
+    index = VectorIndex.empty("m", 16, "cosine", "HNSW8,Flat")
+    assert faiss.downcast_index(index.index.index).hnsw.efConstruction == HNSW_EF_CONSTRUCTION
 
 
 def test_chosen_index_finds_the_true_neighbours() -> None:

@@ -29,6 +29,8 @@ from typing import Any
 FLAT_MAX_FLOATS = 8 * 1024 * 1024
 #: Neighbours per HNSW node (FAISS's M); autofaiss picks the same for these sizes.
 HNSW_M = 32
+#: Candidates examined while inserting into an HNSW graph (FAISS's default is 40).
+HNSW_EF_CONSTRUCTION = 40
 
 
 def choose_factory(n_vectors: int, dim: int) -> str:
@@ -39,6 +41,28 @@ def choose_factory(n_vectors: int, dim: int) -> str:
     if n_vectors * dim <= FLAT_MAX_FLOATS:
         return "Flat"
     return f"HNSW{HNSW_M},Flat"
+
+
+def build_params(factory: str) -> dict[str, int]:
+    """Construction-time parameters for an index built from ``factory`` (set before adding)."""
+    if "HNSW" in factory and "IVF" not in factory:
+        return {"efConstruction": HNSW_EF_CONSTRUCTION}
+    return {}
+
+
+def apply_build_params(index: Any, params: dict[str, int]) -> None:
+    """Set construction parameters on a new, empty index (reaching through ``IndexIDMap`` wrappers)."""
+    if not params:
+        return
+    import faiss
+
+    inner = faiss.downcast_index(index)
+    while hasattr(inner, "index") and not hasattr(inner, "hnsw"):
+        inner = faiss.downcast_index(inner.index)
+    for name, value in params.items():
+        if name != "efConstruction" or not hasattr(inner, "hnsw"):
+            raise RuntimeError(f"cannot set build parameter {name!r} on {type(inner).__name__}")
+        inner.hnsw.efConstruction = int(value)
 
 
 def search_params(factory: str, n_vectors: int) -> dict[str, int]:

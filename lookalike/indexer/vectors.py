@@ -20,7 +20,6 @@ from lookalike.indexer.atomic import atomic_write
 log = logging.getLogger(__name__)
 
 
-
 def _faiss() -> Any:
     import faiss
 
@@ -65,8 +64,11 @@ class VectorIndex:
 
     @classmethod
     def empty(cls, metric: str, dim: int, distance: str, factory: str = "Flat") -> VectorIndex:
+        from lookalike.indexer.factory import apply_build_params, build_params
+
         faiss = _faiss()
         index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss_metric(distance))
+        apply_build_params(index, build_params(factory))
         return cls(metric, dim, distance, index, factory)
 
     @classmethod
