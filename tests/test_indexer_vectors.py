@@ -65,3 +65,19 @@ def test_wrong_dimension_is_refused(data):
         index.add(ids[:2], vecs[:2, :10])
     with pytest.raises(ValueError):
         index.search(vecs[:1, :10], 3)
+
+
+def test_large_builds_go_in_chunks_with_progress(monkeypatch, caplog, capsys, data):
+    import logging
+
+    import lookalike.indexer.vectors as vectors
+
+    ids, vecs = data
+    monkeypatch.setattr(vectors, "BUILD_CHUNK", 64)  # 300 vectors: 5 chunks
+    caplog.set_level(logging.INFO, logger="lookalike")
+    index = VectorIndex.build("m", 24, "cosine", "HNSW8,Flat", ids, vecs)
+    assert index.factory == "HNSW8,Flat" and sorted(index.ids()) == sorted(ids)
+    _, got = index.search(vecs[:20], 1)
+    np.testing.assert_array_equal(got[:, 0], ids[:20])
+    err = capsys.readouterr().err
+    assert "m: build HNSW8,Flat" in err and "300/300" in err

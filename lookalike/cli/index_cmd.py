@@ -29,8 +29,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="metric to index (repeatable; default: the library's "
                         "metrics, or effnet-lite0 for a new library)")
     p.add_argument("--index-factory", default=None, metavar="F",
-                   help="FAISS index factory string (e.g. Flat, IVF1024,Flat, HNSW32) instead of the "
-                        "size-based choice; remembered; 'auto' returns to the size-based choice")
+                   help="FAISS index factory string (e.g. Flat, IVF1024,Flat, HNSW16,Flat) instead "
+                        "of the size-based choice; remembered; 'auto' returns to the size-based choice")
     p.add_argument("--batch-size", type=int, default=32, help="images per inference batch")
     p.add_argument("--commit-every", type=int, default=256, metavar="N",
                    help="commit rows and vectors every N files (default 256)")

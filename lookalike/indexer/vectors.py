@@ -19,6 +19,9 @@ from lookalike.indexer.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
+#: Vectors added per call when building an index (progress is reported between calls).
+BUILD_CHUNK = 50_000
+
 
 def _faiss() -> Any:
     import faiss
@@ -75,13 +78,23 @@ class VectorIndex:
     def build(cls, metric: str, dim: int, distance: str, factory: str, ids: np.ndarray,
               vectors: np.ndarray) -> VectorIndex:
         """A new index holding ``vectors`` under ``ids``, trained on them when the type needs it."""
+        from lookalike.progress import progress_bar
+
         out = cls.empty(metric, dim, distance, factory)
         vectors = out._prepare(vectors)
         if not out.index.is_trained:
             if len(vectors) == 0:
                 raise ValueError(f"index type {factory!r} needs training vectors")
             out.index.train(vectors)
-        out.add(ids, vectors)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        # In chunks, with a progress bar: a graph over a million vectors takes minutes to build.
+        with progress_bar(len(ids), f"{metric}: build {factory}", unit="vec",
+                          enabled=len(ids) > BUILD_CHUNK) as bar:
+            for start in range(0, len(ids), BUILD_CHUNK):
+                part = slice(start, start + BUILD_CHUNK)
+                out.index.add_with_ids(vectors[part], ids[part])
+                bar.update(len(ids[part]))
+        out._tune()
         return out
 
     @classmethod
