@@ -14,7 +14,8 @@ a 2-core machine; numbers in ``benchmarks/results/``):
   so its latency is memory bandwidth: 50k x 1792 (358 MB) took 50-90 ms per query here;
 * above: ``"HNSW16,Flat"`` built with ``efConstruction`` 100 -- a graph over the raw vectors.
   Single-query latency stays around a millisecond with recall@10 >= 0.95 where an IVF index needs
-  to scan tens of thousands of full vectors (IVF1024 at 100k x 1792 reached 0.85 at nprobe=16).
+  to scan tens of thousands of full vectors (IVF1024 at 100k x 1792: 0.85 at nprobe 16, 0.96 only
+  at nprobe 128 and 7 ms).
   At 1M x 1792 it beat FAISS's defaults (``HNSW32``, efConstruction 40, also autofaiss's pick):
   recall@10 0.986 at 1.1 ms p50 (efSearch 128) against 0.967 at 1.6 ms (HNSW32, efSearch 256),
   and it matches hnswlib with the same M and efConstruction. The price is build time (0.7 ms per
