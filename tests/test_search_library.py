@@ -115,6 +115,13 @@ def test_cli_search_table_and_json(cli, library):
     table = cli("search", q, "--library", str(lib_path), "-m", "effnet-lite0", "-m", "tiny-vit", "-k", "3",
                 check=True).stdout
     assert "effnet-lite0" in table and "tiny-vit" in table and "copy-q60.jpg" in table
+    # every effnet-lite0 distance (calibrated) comes with what it means, down to "different"
+    whole = cli("search", q, "--library", str(lib_path), "-m", "effnet-lite0", "-k", "22", check=True).stdout
+    cells = [line[6:].rstrip() for line in whole.splitlines() if line[:4].strip().isdigit()]
+    assert len(cells) == 22
+    labels = ("re-encoded", "edited", "same scene", "similar", "different")
+    assert all(cell.endswith(labels) for cell in cells), cells
+    assert cells[0].endswith("re-encoded") and cells[-1].endswith("different")
     out = cli("search", q, "#1", "--library", str(lib_path), "-k", "2", "--json", "--exclude-self",
               check=True).stdout
     rows = [json.loads(x) for x in out.splitlines()]

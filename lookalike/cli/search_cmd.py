@@ -23,9 +23,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-#: Short forms of the calibrated meanings (lookalike.search.dupes.LABELS) for the table.
+#: Short forms of the calibrated meanings (lookalike.search.dupes.LABELS) for the table; metrics
+#: without a calibration get no label.
 SHORT = {"same photo, re-encoded": "re-encoded", "same photo, edited/cropped": "edited",
-         "same scene": "same scene", "similar": "similar"}
+         "same scene": "same scene", "similar": "similar", "different": "different"}
 
 
 def _parse_query(q: str) -> str | int:
