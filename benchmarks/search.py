@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.indexer.factory import (
-    apply_build_params,
+    apply_params,
     build_params,
     choose_factory,
     param_string,
@@ -142,7 +142,7 @@ def bench_faiss(data: ClusteredVectors, key: str, sweep: list[dict[str, int]], c
 
     index = faiss.index_factory(data.dim, key, faiss.METRIC_INNER_PRODUCT)
     built_with = build_params(key) | (build or {})
-    apply_build_params(index, built_with)
+    apply_params(index, built_with)
     t0 = time.perf_counter()
     train_s = 0.0
     if not index.is_trained:

@@ -8,8 +8,7 @@ import pytest
 from lookalike.indexer.factory import (
     FLAT_MAX_FLOATS,
     HNSW_EF_CONSTRUCTION,
-    apply_build_params,
-    apply_search_params,
+    apply_params,
     build_params,
     choose_factory,
     param_string,
@@ -25,7 +24,7 @@ def test_every_choice_is_a_valid_factory_with_applicable_params(n: int, dim: int
     key = choose_factory(n, dim)
     index = faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
     assert index.d == dim
-    apply_search_params(index, search_params(key, n))  # raises on an unknown parameter
+    apply_params(index, search_params(key, n))  # raises on an unknown parameter
 
 
 def test_small_libraries_get_exact_search() -> None:
@@ -39,10 +38,10 @@ def test_small_libraries_get_exact_search() -> None:
 def test_param_string_and_apply_set_the_index() -> None:
     assert param_string({"nprobe": 8, "efSearch": 3}) == "nprobe=8,efSearch=3"
     ivf = faiss.index_factory(16, "IVF8,Flat")
-    apply_search_params(ivf, {"nprobe": 5})
+    apply_params(ivf, {"nprobe": 5})
     assert faiss.extract_index_ivf(ivf).nprobe == 5
     hnsw = faiss.index_factory(16, "HNSW8,Flat")
-    apply_search_params(hnsw, {"efSearch": 77})
+    apply_params(hnsw, {"efSearch": 77})
     assert faiss.downcast_index(hnsw).hnsw.efSearch == 77
 
 
@@ -51,10 +50,10 @@ def test_build_params_reach_the_graph_through_wrappers() -> None:
 
     assert build_params("Flat") == {} and build_params("IVF64,Flat") == {}
     wrapped = faiss.index_factory(16, "IDMap2,HNSW8,Flat")
-    apply_build_params(wrapped, {"efConstruction": 123})
+    apply_params(wrapped, {"efConstruction": 123})
     assert faiss.downcast_index(faiss.downcast_index(wrapped).index).hnsw.efConstruction == 123
     with pytest.raises(RuntimeError, match="efConstruction"):
-        apply_build_params(faiss.index_factory(16, "Flat"), {"efConstruction": 5})
+        apply_params(faiss.index_factory(16, "Flat"), {"efConstruction": 5})
     index = VectorIndex.empty("m", 16, "cosine", "HNSW8,Flat")
     assert faiss.downcast_index(index.index.index).hnsw.efConstruction == HNSW_EF_CONSTRUCTION
 
@@ -79,7 +78,7 @@ def test_chosen_index_finds_the_true_neighbours() -> None:
     if not index.is_trained:
         index.train(data)
     index.add(data)
-    apply_search_params(index, search_params(key, n))
+    apply_params(index, search_params(key, n))
     found = index.search(queries, 10)[1]
     exact = np.argsort(-(queries @ data.T), axis=1)[:, :10]
     recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])

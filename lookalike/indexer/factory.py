@@ -1,10 +1,12 @@
 """Which FAISS index to build for a library of a given size, and how to search it.
 
 :func:`choose_factory` returns a FAISS ``index_factory`` string; :func:`search_params` the
-search-time parameters that go with it, applied with :func:`apply_search_params` (the same as
+search-time parameters that go with it and :func:`build_params` the construction-time ones, both
+applied with :func:`apply_params` (the same as
 ``faiss.ParameterSpace().set_index_parameters(index, param_string(params))``, which also reaches
-through ``IndexIDMap`` and pre-transform wrappers). Parameters are not saved in FAISS index files:
-set them again after every ``faiss.read_index``.
+through ``IndexIDMap`` and pre-transform wrappers). FAISS saves them with the index, but the
+search parameters depend on the size, so :class:`~lookalike.indexer.vectors.VectorIndex` sets them
+again after every load and add.
 
 The rule (tuned with ``benchmarks/search.py`` on clustered unit vectors of dims 1280 and 1792, on
 a 2-core machine; numbers in ``benchmarks/results/``):
@@ -47,26 +49,15 @@ def choose_factory(n_vectors: int, dim: int) -> str:
     return f"HNSW{HNSW_M},Flat"
 
 
+def _is_hnsw(factory: str) -> bool:
+    return "HNSW" in factory and "IVF" not in factory
+
+
 def build_params(factory: str) -> dict[str, int]:
-    """Construction-time parameters for an index built from ``factory`` (set before adding)."""
-    if "HNSW" in factory and "IVF" not in factory:
+    """Construction-time parameters for an index built from ``factory`` (apply before adding)."""
+    if _is_hnsw(factory):
         return {"efConstruction": HNSW_EF_CONSTRUCTION}
     return {}
-
-
-def apply_build_params(index: Any, params: dict[str, int]) -> None:
-    """Set construction parameters on a new, empty index (reaching through ``IndexIDMap`` wrappers)."""
-    if not params:
-        return
-    import faiss
-
-    inner = faiss.downcast_index(index)
-    while hasattr(inner, "index") and not hasattr(inner, "hnsw"):
-        inner = faiss.downcast_index(inner.index)
-    for name, value in params.items():
-        if name != "efConstruction" or not hasattr(inner, "hnsw"):
-            raise RuntimeError(f"cannot set build parameter {name!r} on {type(inner).__name__}")
-        inner.hnsw.efConstruction = int(value)
 
 
 def search_params(factory: str, n_vectors: int) -> dict[str, int]:
@@ -78,7 +69,7 @@ def search_params(factory: str, n_vectors: int) -> dict[str, int]:
     IVF (not chosen by :func:`choose_factory`, kept for indexes built by hand): ``nprobe`` = 1/16
     of the lists, at least 16.
     """
-    if "HNSW" in factory and "IVF" not in factory:
+    if _is_hnsw(factory):
         return {"efSearch": 64 if n_vectors <= 200_000 else 128}
     m = re.search(r"IVF(\d+)", factory)
     if m:
@@ -92,8 +83,10 @@ def param_string(params: dict[str, int]) -> str:
     return ",".join(f"{k}={v}" for k, v in params.items())
 
 
-def apply_search_params(index: Any, params: dict[str, int]) -> None:
-    """Set ``params`` on a FAISS index (raises ``RuntimeError`` for a parameter it does not have)."""
+def apply_params(index: Any, params: dict[str, int]) -> None:
+    """Set ``params`` (search or build parameters) on a FAISS index, reaching through wrappers.
+
+    Raises ``RuntimeError`` for a parameter the index does not have."""
     if params:
         import faiss
 

@@ -67,11 +67,11 @@ class VectorIndex:
 
     @classmethod
     def empty(cls, metric: str, dim: int, distance: str, factory: str = "Flat") -> VectorIndex:
-        from lookalike.indexer.factory import apply_build_params, build_params
+        from lookalike.indexer.factory import apply_params, build_params
 
         faiss = _faiss()
         index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss_metric(distance))
-        apply_build_params(index, build_params(factory))
+        apply_params(index, build_params(factory))
         return cls(metric, dim, distance, index, factory)
 
     @classmethod
@@ -81,20 +81,17 @@ class VectorIndex:
         from lookalike.progress import progress_bar
 
         out = cls.empty(metric, dim, distance, factory)
-        vectors = out._prepare(vectors)
         if not out.index.is_trained:
             if len(vectors) == 0:
                 raise ValueError(f"index type {factory!r} needs training vectors")
-            out.index.train(vectors)
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        # In chunks, with a progress bar: a graph over a million vectors takes minutes to build.
+            out.index.train(out._prepare(vectors))
+        # In chunks (add() prepares each), with a progress bar: a million-vector graph takes minutes.
         with progress_bar(len(ids), f"{metric}: build {factory}", unit="vec",
                           enabled=len(ids) > BUILD_CHUNK) as bar:
             for start in range(0, len(ids), BUILD_CHUNK):
                 part = slice(start, start + BUILD_CHUNK)
-                out.index.add_with_ids(vectors[part], ids[part])
-                bar.update(len(ids[part]))
-        out._tune()
+                out.add(ids[part], vectors[part])
+                bar.update(len(vectors[part]))
         return out
 
     @classmethod
@@ -181,9 +178,9 @@ class VectorIndex:
 
     def _tune(self) -> None:
         """Search parameters for the current size (efSearch / nprobe; see indexer/factory.py)."""
-        from lookalike.indexer.factory import apply_search_params, search_params
+        from lookalike.indexer.factory import apply_params, search_params
 
-        apply_search_params(self.index, search_params(self.factory, self.ntotal))
+        apply_params(self.index, search_params(self.factory, self.ntotal))
         self._gpu_index = None
 
     def _set_nprobe(self, nprobe: int) -> None:
