@@ -114,7 +114,8 @@ class Metric:
         failures: list[tuple[str, str]] = []
         vectors: list[np.ndarray] = []
         with progress_bar(len(paths), f"embed {self.name}", enabled=progress) as bar:
-            for chunk in batched(prepare_files(paths, [pre], workers=workers), batch_size):
+            for chunk in batched(prepare_files(paths, [pre], workers=workers,
+                                                    gpu=self.device.type == "cuda"), batch_size):
                 good = [p for p in chunk if p.arrays is not None]
                 for p in chunk:
                     if p.error is not None:

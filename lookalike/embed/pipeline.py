@@ -90,18 +90,20 @@ def _job(args: tuple[str, tuple[Preprocess, ...], bool, bool, str | None]) -> Pr
     return prepare_file(*args)
 
 
-def default_workers() -> int:
-    """Decoding processes to use beside inference.
+def default_workers(gpu: bool | None = None) -> int:
+    """Decoding processes to use beside inference on a GPU (``gpu``; ``None``: if CUDA is present).
 
     With a GPU doing inference, decoding is the CPU's whole job: every core but one. On the CPU,
     inference already keeps every core busy; a parallel decoder only competes with it (measured on
     2 cores: 31.7 img/s with one worker vs 35 img/s decoding in-process, effnet-lite0), so small
     machines decode in-process and large ones spare one process per 8 cores.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     import torch
 
-    if torch.cuda.is_available():
+    from lookalike.embed.device import cpu_cores
+
+    cores = cpu_cores()
+    if torch.cuda.is_available() if gpu is None else gpu:
         return max(1, min(8, cores - 1))
     return 0 if cores <= 4 else max(1, cores // 8)
 
@@ -116,14 +118,16 @@ CHUNK = 4
 
 def prepare_files(paths: Iterable[str], pres: Sequence[Preprocess], workers: int | None = None,
                   draft: bool = True, digest: bool = False,
-                  expect: Mapping[str, str] | None = None, ahead: int | None = None) -> Iterator[Prepared]:
-    """Prepare ``paths`` in order with ``workers`` processes (0 = in this process).
+                  expect: Mapping[str, str] | None = None, ahead: int | None = None,
+                  gpu: bool | None = None) -> Iterator[Prepared]:
+    """Prepare ``paths`` in order with ``workers`` processes (0 = in this process; ``None``: the
+    :func:`default_workers` for inference on a GPU (``gpu``) or the CPU).
 
     At most ``ahead`` files (default ``32 * workers``) are decoded ahead of the consumer, so memory
     stays bounded however slow the consumer (inference) is and however many paths there are.
     """
     pres = tuple(pres)
-    workers = default_workers() if workers is None else workers
+    workers = default_workers(gpu) if workers is None else workers
     expect = expect or {}
     jobs = ((str(p), pres, draft, digest, expect.get(str(p))) for p in paths)
     if workers <= 0:

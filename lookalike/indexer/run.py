@@ -174,10 +174,12 @@ class Embedder:
 def embed_results(todo: Sequence[FileEntry], expect: dict[str, str], writer: LibraryWriter,
                   embedder: Embedder, opts: IndexOptions) -> Iterator[FileResult]:
     """Read, decode and embed ``todo`` in order, one :class:`FileResult` per file."""
+    from lookalike.embed.device import pick_device  # torch: only once there is work
+
     pres = list(dict.fromkeys(c.preprocess for c in embedder.configs.values()))
     entries = {e.path: e for e in todo}
     prepared = prepare_files([e.path for e in todo], pres, workers=opts.workers, digest=True,
-                             expect=expect)
+                             expect=expect, gpu=pick_device(embedder.device).type == "cuda")
     for chunk in batched(prepared, opts.batch_size):
         yield from embed_chunk(chunk, entries, writer, embedder)
 
