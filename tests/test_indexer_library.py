@@ -222,3 +222,29 @@ def test_unregistered_metric_uses_the_stored_config(pics, tmp_path, db_url, monk
     assert report.embedded == {"tiny-vit": 1} and report.reused == 1
     with pytest.raises(UnknownMetricError):
         run_index(lib_dir, [root], db_url, metrics=("tiny-vit-b",))
+
+
+def test_removals_from_a_graph_index_rebuild_it_once_at_save(pics, tmp_path, db_url, monkeypatch):  # noqa: F811
+    """HNSW cannot remove ids: deleted and changed files mark the index stale; one rebuild at save."""
+    lib_dir, root = tmp_path / "lib", pics[0].parent
+    run_index(lib_dir, [root], db_url, factory="HNSW8,Flat")
+    for p in pics[:3]:
+        p.unlink()
+    for p, other in zip(pics[3:6], pics[6:9]):  # changed files: their old contents become orphans
+        data = other.read_bytes()
+        p.write_bytes(data + b"\0" * (p.stat().st_size % 7 + 1))
+    builds: list[str] = []
+    original = Library.build_index
+
+    def counting(self, row, factory, ids=None):
+        builds.append(factory)
+        return original(self, row, factory, ids)
+
+    monkeypatch.setattr(Library, "build_index", counting)
+    report = run_index(lib_dir, [root], db_url, commit_every=1)
+    assert report.deleted == 3 and report.read == 3
+    assert builds == ["HNSW8,Flat"]
+    with Library.open(lib_dir) as lib:
+        index = lib.vector_index("tiny-vit")
+        assert index.factory == "HNSW8,Flat"
+        assert sorted(index.ids()) == sorted(lib.ids("tiny-vit")) and index.ntotal == 21

@@ -68,6 +68,7 @@ class LibraryWriter:
         self.indexes: dict[str, VectorIndex] = {}
         self.sync_reports: list[SyncReport] = []
         self._dirty: set[str] = set()
+        self._stale: set[str] = set()  # indexes that still hold removed ids: rebuilt at save time
         self._pending: list[FileResult] = []
         self._pending_sha: dict[str, set[str]] = {}
         self._save_every_s = save_every_s
@@ -270,9 +271,9 @@ class LibraryWriter:
             try:
                 if index.remove(arr):
                     self._dirty.add(name)
-            except RuntimeError:  # an index type without removal: rebuild at save time
+            except RuntimeError:  # an index type without removal (HNSW): rebuild once, at save time
                 self._dirty.add(name)
-                self.indexes[name] = self.library.build_index(self.rows[name], index.factory)
+                self._stale.add(name)
 
     def touch_roots(self, roots: Iterable[str]) -> None:
         now = dt.datetime.now(dt.timezone.utc)
@@ -297,7 +298,10 @@ class LibraryWriter:
         for name in list(self.rows):
             row, index = self.rows[name], self.indexes[name]
             want = self.wanted_factory(name) if choose else index.factory
-            if want != index.factory:
+            if name in self._stale:
+                index = self.indexes[name] = self.library.build_index(row, want)
+                self._stale.discard(name)
+            elif want != index.factory:
                 log.info("%s: %d vectors -> switching index %s -> %s", name, index.ntotal,
                          index.factory, want)
                 index = self.indexes[name] = self.library.build_index(row, want)
