@@ -109,6 +109,21 @@ def test_duplicates_groups_the_copies(library):
     assert group.members[0][2] < 1e-5 and all(m[3] for m in group.members[1:])
 
 
+def test_duplicates_on_an_approximate_index_match_the_exact_ones(library, tmp_path):
+    """Same library under an HNSW graph: re-ranked neighbours give the same groups as Flat."""
+    from tests.conftest import run_cli
+
+    lib_path, pics = library
+    copy = tmp_path / "lib"
+    shutil.copytree(lib_path, copy)
+    run_cli("index", str(pics), "--library", str(copy), "-m", "effnet-lite0", "--index-factory", "HNSW8,Flat",
+            "-q", check=True, env={"LOOKALIKE_HOME": str(lib_path.parent / "home")})
+    with Library.open(lib_path) as exact, Library.open(copy) as approx:
+        assert approx._lib.vector_index("effnet-lite0").factory == "HNSW8,Flat"
+        want, got = exact.duplicates("effnet-lite0"), approx.duplicates("effnet-lite0")
+    assert want and [[m[:2] for m in g.members] for g in got] == [[m[:2] for m in g.members] for g in want]
+
+
 def test_cli_search_table_and_json(cli, library):
     lib_path, pics = library
     q = str(pics / "crop.jpg")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,14 +132,18 @@ class Library:
                 vecs[memory] = metric.embed([queries[i].source for i in memory], batch_size=batch_size)
         return vecs, errors
 
-    def _neighbours(self, metric_name: str, vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _neighbours(self, metric_name: str, vecs: np.ndarray, k: int,
+                    fetch: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k``; approximate indexes are re-ranked with stored vectors (``fetch``: ids ->
+        vectors, default: read them from the library)."""
         from lookalike.search.rerank import rerank
 
         index = self._lib.vector_index(metric_name)
         if index.exact:
             return index.search(vecs, k)
         _, cand = index.search(vecs, max(k * RERANK_FACTOR, k + 32))
-        return rerank(vecs, cand, lambda ids: self._lib.vectors(metric_name, ids), k, kind=index.distance)
+        fetch = fetch or (lambda ids: self._lib.vectors(metric_name, ids))
+        return rerank(vecs, cand, fetch, k, kind=index.distance)
 
     def duplicates(self, metric: str, threshold: float | None = None, k: int = 10) -> list[DuplicateGroup]:
         """Near-duplicate groups under ``metric``; ``threshold=None`` uses the metric's calibration."""
@@ -153,8 +157,9 @@ class Library:
         ids = np.sort(index.ids())
         if len(ids) < 2:
             return []
-        vectors = self._lib.vectors(metric, ids)
-        dist, nbr = self._neighbours(metric, vectors, min(k + 1, len(ids)))
+        vectors = self._lib.vectors(metric, ids)  # every vector, in id order: re-ranking reuses them
+        dist, nbr = self._neighbours(metric, vectors, min(k + 1, len(ids)),
+                                     fetch=lambda want: vectors[np.searchsorted(ids, want)])
         pos = np.clip(np.searchsorted(ids, nbr), 0, len(ids) - 1)  # ids are sorted: id -> row
         rows = np.where((nbr >= 0) & (ids[pos] == nbr), pos, -1)
         rows[rows == np.arange(len(ids))[:, None]] = -1  # an image is not its own duplicate
