@@ -45,7 +45,6 @@ from lookalike.indexer.factory import (
     apply_params,
     build_params,
     choose_factory,
-    param_string,
     search_params,
 )
 from lookalike.search.evaluate import knn_recall
@@ -164,11 +163,9 @@ def bench_faiss(data: ClusteredVectors, key: str, sweep: list[dict[str, int]], c
                            "add_rate_per_s": round(data.n / max(add_s, 1e-9)),
                            "bytes_per_vector": file_bytes_per_vector(lambda p: faiss.write_index(index, p), data.n)}
     log.info("  faiss %s built in %.1fs (wall incl. generation %.1fs)", key, build_s, time.perf_counter() - t0)
-    space = faiss.ParameterSpace()
 
     def run(params: dict[str, int]) -> dict[str, Any]:
-        if params:
-            space.set_index_parameters(index, param_string(params))
+        apply_params(index, params)
         ids, lat = time_queries(lambda q: index.search(q, K)[1], queries)
         return {"params": params, **summarise(ids, lat, truth)}
 
@@ -279,7 +276,7 @@ def parse_candidate(text: str) -> tuple[str, dict[str, int], list[dict[str, int]
     return key, build, [{name: int(v)} for v in values.split(",")]
 
 
-def sweep_for(key: str, chosen: dict[str, int]) -> list[dict[str, int]]:
+def sweep_for(chosen: dict[str, int]) -> list[dict[str, int]]:
     if not chosen:
         return []
     (name, value), = chosen.items()
@@ -321,7 +318,7 @@ def main() -> None:
             if "ours" not in args.skip:
                 key = choose_factory(n, dim)
                 chosen = search_params(key, n)
-                run["methods"]["ours"] = bench_faiss(data, key, sweep_for(key, chosen), chosen, queries, truth)
+                run["methods"]["ours"] = bench_faiss(data, key, sweep_for(chosen), chosen, queries, truth)
                 log.info("  ours: %s", run["methods"]["ours"]["chosen"])
                 save()
             for cand in args.candidates:
