@@ -114,14 +114,11 @@ class LpipsEmbedding(nn.Module):
 
 
 def layer_shapes(trunk: nn.Sequential, taps: Sequence[int], size: int) -> list[tuple[int, int, int]]:
-    """``(C, H, W)`` at each tap for a ``size`` x ``size`` input (shape inference on the meta device)."""
-    import copy
-
-    meta = copy.deepcopy(trunk).to("meta")
+    """``(C, H, W)`` at each tap for a ``size`` x ``size`` input; ``trunk`` on the meta device."""
     h = torch.empty(1, 3, size, size, device="meta")
     shapes: list[tuple[int, int, int]] = []
     try:
-        for i, layer in enumerate(meta):
+        for i, layer in enumerate(trunk):
             h = layer(h)
             if i in taps:
                 shapes.append((int(h.shape[1]), int(h.shape[2]), int(h.shape[3])))
@@ -169,11 +166,9 @@ def build(config: MetricConfig) -> nn.Module:
         trunk = make_trunk(net)
         state = trunk_state(load_state_dict_file(str(resolve(config.weights[1], config.name))))
         trunk.load_state_dict(state)
-    module = LpipsEmbedding(trunk, TAPS[net], heads)
-    shapes = layer_shapes(trunk, TAPS[net], config.preprocess.size)
-    dim = sum(int(getattr(module, f"keep{i}").numel()) * h * w for i, (_, h, w) in enumerate(shapes))
+    dim = embedding_dim(net, heads, config.preprocess.size)
     if dim != config.dim:
         raise ValueError(f"{config.name}: at size {config.preprocess.size} the LPIPS vector has "
                          f"{dim} dims, but the config says {config.dim}; fix 'dim' "
                          "(lookalike.embed.backbones.lpips.with_size does it)")
-    return module.requires_grad_(False)
+    return LpipsEmbedding(trunk, TAPS[net], heads).requires_grad_(False)
