@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     for n, g in enumerate(groups, 1):
         print(f"group {n} ({len(g.members)} images, {g.metric}):")
         for image_id, path, distance, meaning in g.members:
-            note = f"  {meaning}" if meaning and distance > 0 else ""
+            note = f"  {meaning}" if meaning else ""
             print(f"  #{image_id:<6} {distance:8.4f}{note:<30}  {path}")
     print(f"{len(groups)} group(s) of near-duplicates")
     return 0

@@ -23,12 +23,6 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-#: Short forms of the calibrated meanings (lookalike.search.dupes.LABELS) for the table; metrics
-#: without a calibration get no label.
-SHORT = {"same photo, re-encoded": "re-encoded", "same photo, edited/cropped": "edited",
-         "same scene": "same scene", "similar": "similar", "different": "different"}
-
-
 def _parse_query(q: str) -> str | int:
     return int(q[1:]) if q.startswith("#") and q[1:].isdigit() else q
 
@@ -49,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def side_by_side(result: Any, k: int, width: int = 44) -> str:
-    """A readable table: one column per metric, rank rows, 'name  distance' cells."""
+    """A readable table: one column per metric, rank rows, 'name  distance  meaning' cells (the
+    meaning only under calibrated metrics)."""
+    from lookalike.search.dupes import SHORT
+
     metrics = list(result.hits) + [m for m in result.errors if m not in result.hits]
     lines = [f"query: {result.query}"]
     lines.append("rank  " + "  ".join(f"{m:<{width}}" for m in metrics))

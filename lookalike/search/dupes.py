@@ -25,6 +25,9 @@ from lookalike.errors import UsageError
 #: Band labels, nearest first; "different" is everything beyond the last band.
 LABELS = ("same photo, re-encoded", "same photo, edited/cropped", "same scene", "similar")
 DIFFERENT = "different"
+#: One-word forms of the labels for tables.
+SHORT = dict(zip((*LABELS, DIFFERENT), ("re-encoded", "edited", "same scene", "similar", "different"),
+                 strict=True))
 
 
 class NotCalibratedError(UsageError):
@@ -149,6 +152,12 @@ def calibration(metric: str) -> Calibration:
             "benchmarks/calibrate_dupes.py")
     bands = tuple(float(entry["bands"][label]) for label in LABELS)
     return Calibration(metric, entry["distance"], float(entry["threshold"]), bands, entry)
+
+
+@functools.cache
+def calibration_or_none(metric: str) -> Calibration | None:
+    """The stored calibration of ``metric``, or ``None`` (looked up once per metric)."""
+    return calibration(metric) if metric in _table()["metrics"] else None
 
 
 def calibrate(metric: str) -> float:

@@ -148,7 +148,7 @@ class Library:
     def duplicates(self, metric: str, threshold: float | None = None, k: int = 10) -> list[DuplicateGroup]:
         """Near-duplicate groups under ``metric``; ``threshold=None`` uses the metric's calibration."""
         from lookalike.embed.distance import pairwise
-        from lookalike.search.dupes import calibrate, groups_from_graph
+        from lookalike.search.dupes import calibrate, calibration_or_none, groups_from_graph
 
         if metric not in self.metrics():
             raise UsageError(f"the library has no index for {metric!r} (indexed: {', '.join(self.metrics())})")
@@ -165,12 +165,15 @@ class Library:
         rows[rows == np.arange(len(ids))[:, None]] = -1  # an image is not its own duplicate
         groups = groups_from_graph(rows, dist, threshold)
         paths = self._lib.paths_for([int(ids[r]) for g in groups for r in g])
+        cal = calibration_or_none(metric)
         out = []
         for group in groups:
             d = pairwise(vectors[group[:1]], vectors[group], index.distance)[0]  # type: ignore[arg-type]
+            d = np.maximum(d, 0.0)
             out.append(DuplicateGroup(metric, [
-                (int(ids[r]), paths.get(int(ids[r]), ""), max(float(x), 0.0), _meaning(max(float(x), 0.0), metric))
-                for r, x in zip(group, d, strict=True)]))
+                (int(ids[r]), paths.get(int(ids[r]), ""), float(x),
+                 cal.meaning(float(x)) if cal and n else None)  # the first member is the reference
+                for n, (r, x) in enumerate(zip(group, d, strict=True))]))
         return out
 
     def search(self, queries: Query | Sequence[Query], k: int = 10, metrics: Sequence[str] | None = None,
@@ -186,10 +189,13 @@ class Library:
         if missing:
             raise UsageError(f"the library has no index for {', '.join(missing)}; indexed: "
                              f"{', '.join(self.metrics()) or 'none'} (add one with `lookalike index --metric`)")
+        from lookalike.search.dupes import calibration_or_none
+
         results = [SearchResult(q.label, q.image_id) for q in resolved]
         extra = 1 if exclude_self else 0
         for name in metric_names:
             start = time.perf_counter()
+            cal = calibration_or_none(name)
             vecs, errors = self._query_vectors(name, resolved, batch_size)
             dist, ids = self._neighbours(name, vecs, k + extra)
             paths = self._lib.paths_for(sorted({int(i) for i in ids.ravel() if i >= 0}))
@@ -204,7 +210,7 @@ class Library:
                     if i < 0 or (exclude_self and _is_self(q, int(i), paths.get(int(i)))):
                         continue
                     hits.append(Hit(int(i), paths.get(int(i), ""), float(d), len(hits) + 1, name,
-                                    _meaning(float(d), name)))
+                                    cal.meaning(float(d)) if cal else None))
                 res.by_metric[name] = QueryResult(q.label, name, tuple(hits[:k]), kind, seconds)
         return results
 
@@ -213,7 +219,8 @@ class Library:
 class DuplicateGroup:
     """Images within a near-duplicate threshold of each other (linked pairwise, single linkage).
 
-    ``members`` are ``(image_id, path, distance to the first member, what that distance means)``.
+    ``members`` are ``(image_id, path, distance to the first member, what that distance means)``;
+    the first member is the reference (distance 0, meaning ``None``).
     """
 
     metric: str
@@ -229,13 +236,3 @@ def _is_self(q: _Query, image_id: int, path: str | None) -> bool:
     if q.image_id is not None:
         return image_id == q.image_id
     return q.path is not None and path is not None and os.path.realpath(path) == os.path.realpath(q.path)
-
-
-def _meaning(distance: float, metric: str) -> str | None:
-    """What a distance means under a calibrated metric ("same photo, re-encoded", ...), else None."""
-    from lookalike.search.dupes import NotCalibratedError, meaning
-
-    try:
-        return meaning(distance, metric)
-    except NotCalibratedError:
-        return None
