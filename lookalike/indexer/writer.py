@@ -172,12 +172,12 @@ class LibraryWriter:
             for part in chunks(shas):
                 contents.update((sha, cid) for sha, cid in s.execute(
                     select(Content.sha256, Content.id).where(Content.sha256.in_(part))))
-            for r in batch:
-                if r.status == OK and r.sha256 and r.sha256 not in contents:
-                    c = Content(sha256=r.sha256, size=r.size or 0)
-                    s.add(c)
-                    s.flush()
-                    contents[r.sha256] = c.id
+            new = {r.sha256: Content(sha256=r.sha256, size=r.size or 0) for r in batch
+                   if r.status == OK and r.sha256 and r.sha256 not in contents}
+            if new:
+                s.add_all(new.values())
+                s.flush()  # one round trip for the batch's new contents (their ids)
+                contents.update((sha, c.id) for sha, c in new.items())
             images = self._images_by_path(s, [r.path for r in batch])
             orphans: set[int] = set()
             now = dt.datetime.now(dt.timezone.utc)
