@@ -260,12 +260,11 @@ class Library:
 
     # -- reconciling FAISS files with the database -------------------------------------------------------
 
-    def load_index(self, metric: str, factory: str | None = None) -> tuple[VectorIndex, SyncReport]:
+    def load_index(self, metric: str) -> tuple[VectorIndex, SyncReport]:
         """Load ``metric``'s FAISS file and make it agree with the database (in memory only).
 
         Ids in the file but not in the database are removed; committed vectors missing from the
-        file are added. An unreadable or mismatched file, or one of another type than ``factory``
-        (when given), is rebuilt from the database vectors.
+        file are added. An unreadable or mismatched file is rebuilt from the database vectors.
         """
         row = self.metric_row(metric)
         report = SyncReport(metric)
@@ -283,9 +282,6 @@ class Library:
                 index = None
         elif len(db_ids):
             report.rebuilt = "index file missing"
-        if index is not None and factory is not None and index.factory != factory:
-            report.rebuilt = f"index type {index.factory} -> {factory}"
-            index = None
         if index is not None:
             file_ids = index.ids()
             if len(np.unique(file_ids)) != len(file_ids):
@@ -304,7 +300,7 @@ class Library:
                     index.add(missing, np.stack([found[int(i)] for i in missing]))
                     report.added = len(missing)
         if index is None:
-            index = self.build_index(row, factory or row.factory or "Flat", db_ids)
+            index = self.build_index(row, row.factory or "Flat", db_ids)
         return index, report
 
     def build_index(self, row: MetricIndex, factory: str, ids: np.ndarray | None = None) -> VectorIndex:

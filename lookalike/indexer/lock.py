@@ -25,11 +25,9 @@ class LibraryBusyError(LookalikeError):
 class WriterLock:
     """``with WriterLock(folder, wait=False):`` holds the library's writer lock."""
 
-    def __init__(self, folder: str | os.PathLike[str], wait: bool = False,
-                 timeout: float | None = None) -> None:
+    def __init__(self, folder: str | os.PathLike[str], wait: bool = False) -> None:
         self.path = Path(folder) / "lock"
         self.wait = wait
-        self.timeout = timeout
         self._fd: int | None = None
 
     def holder(self) -> str:
@@ -40,14 +38,13 @@ class WriterLock:
 
     def acquire(self) -> WriterLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if not self.wait or (deadline is not None and time.monotonic() > deadline):
+                if not self.wait:
                     os.close(fd)
                     raise LibraryBusyError(
                         f"library {self.path.parent} is being written by another process "

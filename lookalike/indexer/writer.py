@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, select, update
 
 from lookalike.embed.config import MetricConfig
 from lookalike.errors import UsageError
@@ -323,12 +323,6 @@ class LibraryWriter:
         if row.factory_override:
             return row.factory_override
         return choose_factory(index.ntotal, row.dim) if index.ntotal else "Flat"
-
-    def counts(self) -> dict[str, int]:
-        with self.store.session() as s:
-            return {name: int(s.scalar(select(func.count()).select_from(Vector)
-                                       .where(Vector.metric_id == row.id)) or 0)
-                    for name, row in self.rows.items()}
 
 
 __all__ = ["FAILED", "FileResult", "LibraryWriter", "OK", "SKIPPED"]
