@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.embed.distance import pairwise
+from lookalike.indexer.factory import apply_params
 from lookalike.indexer.vectors import VectorIndex, index_filename
 
 
@@ -40,7 +41,7 @@ def test_ivf_is_approximate_and_finds_itself(data):
     ids, vecs = data
     index = VectorIndex.build("m", 24, "cosine", "IVF4,Flat", ids, vecs)
     assert not index.exact and index.factory == "IVF4,Flat"
-    index.set_nprobe(4)  # all lists: exhaustive
+    apply_params(index.index, {"nprobe": 4})  # all lists: exhaustive
     _, got = index.search(vecs[:10], 1)
     np.testing.assert_array_equal(got[:, 0], ids[:10])
 

@@ -145,11 +145,6 @@ class VectorIndex:
         dist[ids < 0] = np.inf
         return dist, ids
 
-    def set_nprobe(self, nprobe: int) -> None:
-        """Lists visited per query by IVF indexes (more: better recall, slower). No-op on Flat."""
-        self._set_nprobe(nprobe)
-        self._gpu_index = None
-
     # -- writing (library writers only) -----------------------------------------------------------
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -182,12 +177,6 @@ class VectorIndex:
 
         apply_params(self.index, search_params(self.factory, self.ntotal))
         self._gpu_index = None
-
-    def _set_nprobe(self, nprobe: int) -> None:
-        faiss = _faiss()
-        inner = faiss.downcast_index(self.index.index)
-        if isinstance(inner, faiss.IndexIVF):
-            inner.nprobe = min(int(nprobe), int(inner.nlist))
 
     def _search_index(self) -> Any:
         """The CPU index, or a GPU copy of it when faiss has GPU support and a device."""
