@@ -22,32 +22,27 @@ so that at most 0.1% of different-photo pairs fall under it. Writes
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import logging
-import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lookalike.embed.images import load_image
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, photo_paths  # noqa: E402
+from lookalike.embed.images import load_image  # noqa: E402
 from lookalike.embed.registry import create_metric, list_metrics
 from lookalike.errors import WeightsMissingError
 from lookalike.search.augment import EDITS, REENCODE, apply, reframe
 from lookalike.search.dupes import LABELS, bands_from_samples
 
 log = logging.getLogger("bench.calibrate")
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "lookalike" / "search" / "thresholds.json"
-PHOTOS = Path(os.environ.get("LOOKALIKE_TEST_PHOTOS", ROOT.parent / "shared" / "photos"))
 QUANTILE, SIMILAR_QUANTILE, MAX_FALSE_RATE = 0.95, 0.02, 0.001
-
-
-def photo_paths(folder: Path = PHOTOS) -> list[Path]:
-    with open(folder / "MANIFEST.csv", newline="") as fh:
-        return [folder / row["file"] for row in csv.DictReader(fh)]
 
 
 def stats(x: np.ndarray) -> dict[str, float]:
@@ -55,7 +50,7 @@ def stats(x: np.ndarray) -> dict[str, float]:
     return {"n": len(x), **{k: round(float(v), 5) for k, v in zip(("min", "p5", "p50", "p95", "p99", "max"), q)}}
 
 
-def calibrate_metric(name: str, paths: list[Path], seed: int = 0) -> dict[str, Any]:
+def calibrate_metric(name: str, paths: list[str], seed: int = 0) -> dict[str, Any]:
     metric = create_metric(name, device="cpu")
     gallery = metric.embed_paths(paths, progress=False).vectors
     images = [load_image(p) for p in paths]

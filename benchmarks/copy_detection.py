@@ -16,18 +16,21 @@ size, mean/std) on the same queries. Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lookalike.embed.config import MetricConfig, Preprocess
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import photo_paths  # noqa: E402
+from lookalike.embed.config import MetricConfig, Preprocess  # noqa: E402
 from lookalike.embed.images import load_image
 from lookalike.embed.registry import create_metric, get_config, list_metrics
 from lookalike.errors import WeightsMissingError
@@ -35,23 +38,15 @@ from lookalike.search.augment import TRANSFORMS, apply
 from lookalike.search.evaluate import mean_average_precision, rank_by_distance, recall_at_k
 
 log = logging.getLogger("bench.copy")
-ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = Path(os.environ.get("LOOKALIKE_TEST_PHOTOS", ROOT.parent / "shared" / "photos"))
-
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
 
-def photo_paths(folder: Path = PHOTOS) -> list[Path]:
-    with open(folder / "MANIFEST.csv", newline="") as fh:
-        return [folder / row["file"] for row in csv.DictReader(fh)]
-
-
-def make_queries(paths: list[Path], seed: int = 0) -> tuple[list[Any], np.ndarray, list[str]]:
+def make_queries(originals: list[Any], seed: int = 0) -> tuple[list[Any], np.ndarray, list[str]]:
     """Transformed images, the gallery index of each one's source, and each one's transformation."""
     images, sources, names = [], [], []
     for t_index, name in enumerate(TRANSFORMS):
-        for i, path in enumerate(paths):
-            images.append(apply(name, load_image(path), [seed, t_index, i]))
+        for i, original in enumerate(originals):
+            images.append(apply(name, original, [seed, t_index, i]))
             sources.append(i)
             names.append(name)
     return images, np.array(sources), names
@@ -70,7 +65,7 @@ def scores(distances: np.ndarray, sources: np.ndarray, names: list[str]) -> dict
     return out
 
 
-def run_metric(config: MetricConfig, paths: list[Path], queries: list[Any], sources: np.ndarray,
+def run_metric(config: MetricConfig, paths: list[str], queries: list[Any], sources: np.ndarray,
                names: list[str]) -> dict[str, Any]:
     metric = create_metric(config, device="cpu")
     t = time.perf_counter()
@@ -85,13 +80,13 @@ def run_metric(config: MetricConfig, paths: list[Path], queries: list[Any], sour
             "scores": res}
 
 
-def run_phash(paths: list[Path], queries: list[Any], sources: np.ndarray, names: list[str]) -> dict[str, Any]:
+def run_phash(originals: list[Any], queries: list[Any], sources: np.ndarray, names: list[str]) -> dict[str, Any]:
     import imagehash
 
     def bits(img: Any) -> np.ndarray:
         return imagehash.phash(img).hash.reshape(-1)
 
-    g = np.stack([bits(load_image(p)) for p in paths])
+    g = np.stack([bits(im) for im in originals])
     q = np.stack([bits(im) for im in queries])
     hamming = (q[:, None, :] != g[None, :, :]).sum(-1).astype(np.float64)
     jitter = np.random.default_rng(0).uniform(0, 0.5, hamming.shape)  # random tie-break
@@ -121,7 +116,8 @@ def main() -> None:
 
     torch.set_num_threads(os.cpu_count() or 1)
     paths = photo_paths()[: args.limit]
-    queries, sources, names = make_queries(paths)
+    originals = [load_image(p) for p in paths]  # decoded once, for every transformation and phash
+    queries, sources, names = make_queries(originals)
     log.info("%d gallery photos, %d queries", len(paths), len(queries))
     result: dict[str, Any] = {"photos": len(paths), "queries": len(queries), "transforms": list(TRANSFORMS),
                               "metrics": {}, "skipped": {}, "variants": {}}
@@ -131,7 +127,7 @@ def main() -> None:
     def save() -> None:  # after every step: partial results survive an interrupted run
         out.write_text(json.dumps(result, indent=2) + "\n")
 
-    result["phash"] = run_phash(paths, queries, sources, names)
+    result["phash"] = run_phash(originals, queries, sources, names)
     save()
     log.info("phash: %s", result["phash"]["scores"]["all"])
     for name in args.metrics or list_metrics():
