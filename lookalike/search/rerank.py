@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lookalike.embed.distance import cosine
+
 #: Given sorted unique int64 ids, return their full vectors as an ``(len(ids), dim)`` array.
 Fetch = Callable[[np.ndarray], np.ndarray]
 
@@ -36,12 +38,8 @@ def exact_distances(queries: np.ndarray, vectors: np.ndarray, kind: str = "sqeuc
                 diff = v - row
                 out[i, s:s + block] = np.einsum("ij,ij->i", diff, diff)
         return out
-    q = np.asarray(queries, dtype=np.float64)
-    v = np.asarray(vectors, dtype=np.float64)
     if kind == "cosine":
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-300)
-        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
-        return 1.0 - q @ v.T
+        return cosine(np.asarray(queries, dtype=np.float64), np.asarray(vectors, dtype=np.float64))
     raise ValueError(f"unknown distance {kind!r}")
 
 
