@@ -30,9 +30,11 @@ def run(args: argparse.Namespace) -> int:
 
     with Library.open(args.library, db_url=args.db, writable=args.repair) as lib:
         before = diagnose(lib)
-        done = repair(lib, wait=args.wait, workers=args.workers, device=args.device) \
-            if args.repair and before else []
-        after = diagnose(lib) if done or (args.repair and before) else before
+        if args.repair and before:
+            done = repair(lib, wait=args.wait, workers=args.workers, device=args.device)
+            after = diagnose(lib)
+        else:
+            done, after = [], before
     if args.json:
         emit_json({"library": str(lib.path), "consistent": not after,
                    "findings": [f.to_dict() for f in before], "repaired": done,

@@ -24,7 +24,7 @@ from lookalike.embed.config import MetricConfig
 from lookalike.indexer.library import Library
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.vectors import VectorIndex
-from lookalike.store.models import OK, Content, Image, MetricIndex, Vector
+from lookalike.store.models import OK, SKIPPED, Content, Image, MetricIndex, Vector
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def diagnose(lib: Library) -> list[Finding]:
         if orphans:
             out.append(Finding("orphan-contents", "contents no file refers to", len(orphans),
                                examples=orphans[:EXAMPLES]))
-        paths = list(s.scalars(select(Image.path).where(Image.status != "skipped")))
+        paths = list(s.scalars(select(Image.path).where(Image.status != SKIPPED)))
         gone = [p for p in paths if not os.path.lexists(p)]
         if gone:
             out.append(Finding("missing-files", "indexed files that no longer exist", len(gone),
@@ -121,8 +121,6 @@ def repair(lib: Library, wait: bool = False, workers: int | None = None,
     from lookalike.indexer.writer import LibraryWriter
 
     done: list[str] = []
-    findings = diagnose(lib)
-    kinds = {f.kind for f in findings}
     with lib.store.session() as s:
         configs = [MetricConfig.from_dict(r.provenance["config"])
                    for r in s.scalars(select(MetricIndex).order_by(MetricIndex.name))]
@@ -133,19 +131,15 @@ def repair(lib: Library, wait: bool = False, workers: int | None = None,
                                                    func.length(Vector.data) != 4 * row.dim)).rowcount
                 if n:
                     done.append(f"deleted {n} malformed {row.name} vector(s)")
-        for name in list(lib.metrics()):  # unreadable / mismatched files are rebuilt by the writer
-            index_kinds = {f.kind for f in findings if f.metric == name}
-            if index_kinds & {"index-unreadable", "index-dimension", "index-duplicates"}:
-                lib.index_path(name).unlink(missing_ok=True)
-        writer = LibraryWriter(lib, configs)
+        writer = LibraryWriter(lib, configs)  # loading rebuilds unreadable or mismatched index files
         for r in writer.sync_reports:
             if r.changed:
                 done.append(f"index {r.metric}: {r.added} vector(s) added, {r.removed} removed"
                             + (f", rebuilt ({r.rebuilt})" if r.rebuilt else ""))
-        if "missing-files" in kinds:
-            with lib.store.session() as s:
-                paths = [p for p in s.scalars(select(Image.path).where(Image.status != "skipped"))
-                         if not os.path.lexists(p)]
+        with lib.store.session() as s:
+            paths = [p for p in s.scalars(select(Image.path).where(Image.status != SKIPPED))
+                     if not os.path.lexists(p)]
+        if paths:
             done.append(f"forgot {writer.delete_paths(paths)} vanished file(s)")
         dropped = writer.drop_orphan_contents()
         if dropped:
