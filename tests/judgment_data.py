@@ -45,36 +45,31 @@ def write_csv(path: Path, header: Sequence[str], lines: Sequence[Sequence[object
         w.writerows(lines)
 
 
+def _write_bapps(root: Path, photos: Sequence[Path], layout: dict[tuple[str, str], Sequence[float]],
+                 images: tuple[str, ...], judge: str, size: int) -> Path:
+    k = 0
+    for (split, subset), shares in layout.items():
+        base = root / split / subset
+        for j, share in enumerate(shares):
+            name = f"{j:06d}"
+            for folder in images:
+                save_png(photos[k], base / folder / f"{name}.png", size)
+                k += 1
+            (base / judge).mkdir(parents=True, exist_ok=True)
+            np.save(base / judge / f"{name}.npy", np.array([share], dtype=np.float32))
+    return root
+
+
 def write_bapps_2afc(root: Path, photos: Sequence[Path], layout: dict[tuple[str, str], Sequence[float]],
                      size: int = 64) -> Path:
     """BAPPS 2AFC: <split>/<subset>/{ref,p0,p1}/NNNNNN.png and judge/NNNNNN.npy (share preferring p1)."""
-    k = 0
-    for (split, subset), judges in layout.items():
-        base = root / split / subset
-        for j, share in enumerate(judges):
-            name = f"{j:06d}"
-            for folder in ("ref", "p0", "p1"):
-                save_png(photos[k], base / folder / f"{name}.png", size)
-                k += 1
-            (base / "judge").mkdir(parents=True, exist_ok=True)
-            np.save(base / "judge" / f"{name}.npy", np.array([share], dtype=np.float32))
-    return root
+    return _write_bapps(root, photos, layout, ("ref", "p0", "p1"), "judge", size)
 
 
 def write_bapps_jnd(root: Path, photos: Sequence[Path], layout: dict[tuple[str, str], Sequence[float]],
                     size: int = 64) -> Path:
     """BAPPS JND: <split>/<subset>/{p0,p1}/NNNNNN.png and same/NNNNNN.npy (share saying "same")."""
-    k = 0
-    for (split, subset), sames in layout.items():
-        base = root / split / subset
-        for j, share in enumerate(sames):
-            name = f"{j:06d}"
-            for folder in ("p0", "p1"):
-                save_png(photos[k], base / folder / f"{name}.png", size)
-                k += 1
-            (base / "same").mkdir(parents=True, exist_ok=True)
-            np.save(base / "same" / f"{name}.npy", np.array([share], dtype=np.float32))
-    return root
+    return _write_bapps(root, photos, layout, ("p0", "p1"), "same", size)
 
 
 def write_rankings(root: Path, photos: Sequence[Path], n_targets: int, n_candidates: int,

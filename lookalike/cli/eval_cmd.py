@@ -52,8 +52,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _fmt(x: float) -> str:
-    return "nan" if x != x else f"{x:.4f}"
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def render(report: dict[str, Any]) -> str:

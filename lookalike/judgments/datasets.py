@@ -6,7 +6,8 @@ Layouts (``DIR`` is what ``lookalike eval --data`` gets):
   left_vote, right_vote, ref_path, left_path, right_path, split`` (and optionally ``prompt,
   is_imagenet``), image paths relative to ``DIR`` (``ref/000/000.png``, ``distort/000/000_0.png``).
   ``left_vote``/``right_vote`` are the votes (counts or shares) for each side; the target is
-  ``right_vote / (left_vote + right_vote)``, the share of people who judged the right image closer.
+  ``right_vote / (left_vote + right_vote)``, the share of people who judged the right image closer
+  (columns are read by name; DreamSim's own loader takes its target positionally, column 2).
   ``min_votes=6`` is the reference's ``votes >= 6`` filter. Splits ``train``, ``val``, ``test``,
   plus ``test_imagenet`` / ``test_no_imagenet`` (the test halves by ``is_imagenet``).
 * **BAPPS 2AFC**: ``<split>/<subset>/{ref,p0,p1,judge}/NAME.*`` with ``judge/NAME.npy`` the share of
@@ -95,6 +96,17 @@ class Skip:
     source: str
     reason: str
 
+    @property
+    def kind(self) -> str:
+        """The reason without its particulars, for counting (e.g. ``"missing image"``)."""
+        for prefix in SKIP_KINDS:
+            if self.reason.startswith(prefix):
+                return prefix
+        return self.reason.split(" (")[0]
+
+
+SKIP_KINDS = ("malformed row", "malformed judgment", "missing image", "unreadable image", "empty")
+
 
 @dataclass
 class Judgments:
@@ -117,8 +129,7 @@ class Judgments:
 
     def summary(self) -> dict[str, object]:
         return {"layout": self.layout, "root": self.root, "records": len(self.records),
-                "skipped": len(self.skipped), "skip_reasons": dict(Counter(s.reason.split(":")[0]
-                                                                           for s in self.skipped)),
+                "skipped": len(self.skipped), "skip_reasons": dict(Counter(s.kind for s in self.skipped)),
                 "filtered": dict(self.filtered)}
 
 
@@ -143,7 +154,7 @@ class _Collector:
         self.skipped.append(Skip(source, reason))
 
 
-def _image(root: Path, rel: str, source: str, what: str) -> str:
+def _image(root: Path, rel: str, what: str) -> str:
     rel = (rel or "").strip()
     if not rel:
         raise ValueError(f"empty {what}")
@@ -234,9 +245,9 @@ def read_nights(root: str | os.PathLike[str], split: str | None = None, min_vote
             filtered["other split"] += 1
             continue
         try:
-            ref = _image(root, row["ref_path"], source, "ref_path")
-            left = _image(root, row["left_path"], source, "left_path")
-            right = _image(root, row["right_path"], source, "right_path")
+            ref = _image(root, row["ref_path"], "ref_path")
+            left = _image(root, row["left_path"], "left_path")
+            right = _image(root, row["right_path"], "right_path")
         except ValueError as exc:
             col.bad(source, str(exc))
             continue
@@ -379,8 +390,8 @@ def read_rankings(root: str | os.PathLike[str], split: str | None = None, strict
             filtered["other split"] += 1
             continue
         try:
-            target = _image(base, row["target"], source, "target")
-            cand = _image(base, row["candidate"], source, "candidate")
+            target = _image(base, row["target"], "target")
+            cand = _image(base, row["candidate"], "candidate")
         except ValueError as exc:
             col.bad(source, str(exc))
             continue

@@ -67,10 +67,16 @@ class Report:
                 "metrics": [_result_dict(r) for r in self.results]}
 
 
+def _num(x: float) -> float | None:
+    """JSON has no NaN: undefined scores (e.g. a constant ranking) become null."""
+    return None if x != x else x
+
+
 def _result_dict(r: MetricResult) -> dict[str, Any]:
     def one(s: Score) -> dict[str, Any]:
         d = asdict(s)
-        return {"score": d.pop("name"), "value": d.pop("value"), "ci95": [d.pop("low"), d.pop("high")], **d}
+        return {"score": d.pop("name"), "value": _num(d.pop("value")),
+                "ci95": [_num(d.pop("low")), _num(d.pop("high"))], **d}
 
     return {"metric": r.metric, "kind": r.kind, "scores": [one(s) for s in r.scores],
             "breakdown": [one(s) for s in r.breakdown],
@@ -92,7 +98,7 @@ class _Handle:
             self.config = get_config(spec)  # unknown names fail here, before any work
             self._obj: Any = None
             self.record = fingerprint_record(self.config)
-            self.kind = str(self.config.options.get("kind", "embedding"))
+            self.kind = str(getattr(self.config, "kind", None) or self.config.options.get("kind", "embedding"))
             self.distance_kind = self.config.distance
         else:
             self.name = str(getattr(spec, "name", type(spec).__name__))
