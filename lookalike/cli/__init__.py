@@ -17,7 +17,7 @@ from lookalike.errors import LookalikeError
 
 #: Subcommand modules, in the order ``--help`` lists them (missing ones are skipped).
 COMMANDS = ("metrics", "embed", "distance", "weights", "index", "status", "doctor", "search",
-            "dupes", "study", "tune", "ui")
+            "dupes", "eval", "study", "tune", "ui")
 
 log = logging.getLogger("lookalike")
 
