@@ -20,7 +20,7 @@ ROWS = [
     {"votes": 5, "left_vote": 0, "right_vote": 1, "split": "test", "is_imagenet": True},
     {"votes": 9, "left_vote": 1, "right_vote": 0, "split": "test", "is_imagenet": True},
     {"votes": 10, "left_vote": 0, "right_vote": 1, "split": "test", "is_imagenet": False},
-    {"votes": 3, "left_vote": 1, "right_vote": 2, "split": "test", "is_imagenet": False},  # soft: 2/3 right
+    {"votes": 3, "left_vote": 1, "right_vote": 2, "split": "test", "is_imagenet": False},  # soft: 1/3 of votes say the right image is closer
 ]
 
 
@@ -37,7 +37,7 @@ def test_nights_reads_the_published_layout(nights: Path) -> None:
     first = data.records[0]
     assert isinstance(first, Triplet)
     assert first.ref == str(nights / "ref/000/000.png") and first.right == str(nights / "distort/000/000_1.png")
-    assert [r.target for r in data.records] == pytest.approx([0, 1, 1, 0, 1, 2 / 3])
+    assert [r.target for r in data.records] == pytest.approx([1, 0, 0, 1, 0, 1 / 3])
     assert [r.category for r in data.records][:2] == ["imagenet", "no_imagenet"]
     assert first.group == first.ref and first.source.endswith("data.csv:2")
     assert detect_layout(nights, "2afc") == "nights"
@@ -103,7 +103,7 @@ def test_study_export_layout_reads_without_conversion(tmp_path: Path, photos: li
     write_csv(root / "data.csv", NIGHTS_HEADER, lines)
     data = read(root, "2afc")
     assert data.layout == "nights" and [r.id for r in data.records] == ["t0", "t1", "t2", "t3"]
-    assert [r.target for r in data.records] == pytest.approx([1, 2 / 3, 1 / 3, 1])
+    assert [r.target for r in data.records] == pytest.approx([0, 1 / 3, 2 / 3, 0])
     assert {r.category for r in data.records} == {""}
 
 

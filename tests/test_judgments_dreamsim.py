@@ -51,7 +51,7 @@ def test_eval_dreamsim_equals_reference_score(tmp_path: Path, photos: list[Path]
         ref, left, right = batch("ref"), batch("left"), batch("right")
         d0 = model(ref, left).double().reshape(-1)
         d1 = model(ref, right).double().reshape(-1)
-    target = torch.tensor([r["right_vote"] / (r["left_vote"] + r["right_vote"]) for r in ROWS], dtype=torch.float64)
+    target = torch.tensor([r["left_vote"] / (r["left_vote"] + r["right_vote"]) for r in ROWS], dtype=torch.float64)
     # evaluation/score.py, score_nights_dataset
     scores = (d0 < d1) * (1.0 - target) + (d1 < d0) * target + (d1 == d0) * 0.5
     reference = float(torch.mean(scores))

@@ -5,9 +5,11 @@ Layouts (``DIR`` is what ``lookalike eval --data`` gets):
 * **NIGHTS** (and lookalike's own 2AFC study exports): ``DIR/data.csv`` with columns ``id, votes,
   left_vote, right_vote, ref_path, left_path, right_path, split`` (and optionally ``prompt,
   is_imagenet``), image paths relative to ``DIR`` (``ref/000/000.png``, ``distort/000/000_0.png``).
-  ``left_vote``/``right_vote`` are the votes (counts or shares) for each side; the target is
-  ``right_vote / (left_vote + right_vote)``, the share of people who judged the right image closer
-  (columns are read by name; DreamSim's own loader takes its target positionally, column 2).
+  The target is ``left_vote / (left_vote + right_vote)`` (counts or shares both work), read as
+  NIGHTS's reference code reads it: DreamSim's loader takes column 2 (``left_vote``) as the target
+  and its training, validation and ``evaluation/score.py`` treat 1 as "the right image (``_1``) is
+  closer". So ``left_vote`` counts the votes *against* the left image; lookalike's study export
+  writes it that way, so the reference code and this reader both read it right.
   ``min_votes=6`` is the reference's ``votes >= 6`` filter. Splits ``train``, ``val``, ``test``,
   plus ``test_imagenet`` / ``test_no_imagenet`` (the test halves by ``is_imagenet``).
 * **BAPPS 2AFC**: ``<split>/<subset>/{ref,p0,p1,judge}/NAME.*`` with ``judge/NAME.npy`` the share of
@@ -252,7 +254,7 @@ def read_nights(root: str | os.PathLike[str], split: str | None = None, min_vote
             col.bad(source, str(exc))
             continue
         category = "" if imagenet is None else ("imagenet" if imagenet else "no_imagenet")
-        records.append(Triplet(ref, left, right, rv / (lv + rv), (row["id"] or "").strip() or str(line),
+        records.append(Triplet(ref, left, right, lv / (lv + rv), (row["id"] or "").strip() or str(line),
                                row_split, category, group=ref, source=source))
     return Judgments("nights", str(root), records, col.skipped, dict(filtered))
 
