@@ -193,6 +193,7 @@ def _trials_for(config: StudyConfig, q: int, hits: dict[str, dict[int, list[int]
             continue
         if config.kind == "retrieval":
             cands = _merge([(m, at[m][r - 1]) for m in metrics])
+            cands = [cands[i] for i in rng.permutation(len(cands))]  # a slot says nothing of a metric
             if len(cands) < 2:
                 skipped["all metrics returned one image"] = skipped.get("all metrics returned one image", 0) + 1
                 continue
