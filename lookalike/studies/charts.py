@@ -43,6 +43,7 @@ def write_charts(results: dict[str, Any], out: Path) -> list[Path]:
         for m in metrics:
             vals, yerr = err({r: per_rank[r][m] for r in ranks}, ranks)
             ax.errorbar([int(r) for r in ranks], vals, yerr=yerr, marker="o", capsize=3, label=m)
+        ax.set_xticks([int(r) for r in ranks])
         ax.set_xlabel("neighbour rank")
         ax.set_ylabel("preference share (95% CI)")
         ax.legend(fontsize=8)

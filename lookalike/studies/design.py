@@ -156,13 +156,16 @@ def design_trials(config: StudyConfig, search: Any, indexed: Any) -> Design:
         queries, spare = _query_pool(config, indexed, eligible, rng)
         k = max(config.ranks)
         n_practice = config.practice_trials
-        practice_q = (spare or queries)[:n_practice] if n_practice else []
+        practice_q = (spare or queries)[:3 * n_practice] if n_practice else []  # spares: some may not work
         hits = _neighbours(search, sorted(set(queries) | set(practice_q)), metrics, k)
         for q in queries:
             trials.extend(_trials_for(config, q, hits, config.ranks, MAIN, rng, skipped))
+        made = 0
         for i, q in enumerate(practice_q):
-            made = _trials_for(config, q, hits, [config.ranks[i % len(config.ranks)]], PRACTICE, rng, {})
-            trials.extend(made[:1])
+            got = _trials_for(config, q, hits, [config.ranks[i % len(config.ranks)]], PRACTICE, rng, {})
+            if got and made < n_practice:
+                trials.append(got[0])
+                made += 1
         spare_refs = spare
     if not any(t.role == MAIN for t in trials):
         raise StudyConfigError("no trial could be made: every metric returned the same images "
