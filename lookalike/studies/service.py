@@ -502,6 +502,8 @@ class StudyService:
 
         def work(s: Session) -> dict[str, Any]:
             study, p, a = lookup(s)
+            if s.bind.dialect.name == "postgresql":  # one answer of a participant at a time
+                s.execute(select(Participant.id).where(Participant.id == p.id).with_for_update())
             again = existing(s, p, a)
             if again is not None:
                 return again
