@@ -16,8 +16,10 @@ import datetime as dt
 import io
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,8 +84,10 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 
 
 class StudyService:
-    """Studies of one library. Build with :meth:`open`; one instance per thread or process is
-    fine (each has its own connection pool)."""
+    """Studies of one library. Build with :meth:`open`. Thread-safe: a server should share one
+    instance between its threads (on SQLite their writes then queue fairly on one lock); separate
+    instances and processes are safe too (each has its own connections; SQLite's busy timeout
+    and retries make them wait their turn)."""
 
     def __init__(self, indexed: Any, admin_token: str | None = None, owns: bool = False) -> None:
         self.indexed = indexed
@@ -93,6 +97,10 @@ class StudyService:
         self._write = sessionmaker(self.store.engine.execution_options(sqlite_immediate=True),
                                    expire_on_commit=False)
         self._tokens: dict[int, dict[str, int]] = {}
+        # SQLite has one writer at a time: this instance's threads queue here instead of polling the
+        # file lock (which starves the holder under many threads); other processes still wait on it
+        self._local_lock: AbstractContextManager[Any] = (threading.Lock() if self.store.dialect == "sqlite"
+                                                          else nullcontext())
 
     @classmethod
     def open(cls, library: str | os.PathLike[str] | None = None, db_url: str | None = None,
@@ -118,10 +126,11 @@ class StudyService:
             raise AdminTokenError("this operation needs the admin token")
 
     def _retry(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in a write transaction, retrying when the database is busy."""
+        """Run ``work`` in a write transaction, retrying when the database is busy. On SQLite this
+        instance's threads queue on a lock first (no busy-polling for the file lock)."""
         for attempt in range(RETRIES):
             try:
-                with self._write() as s, s.begin():
+                with self._local_lock, self._write() as s, s.begin():
                     return work(s)
             except OperationalError as exc:
                 msg = str(exc).lower()
