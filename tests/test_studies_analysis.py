@@ -126,3 +126,21 @@ def test_two_stage_bootstrap_keeps_totals_and_is_wider():
 
 def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_an_image_several_metrics_returned_is_credited_to_each_and_reported():
+    from lookalike.studies.service import answers_table
+
+    def row(participant: str, trial: int, chosen: int) -> dict:
+        return {"participant": participant, "trial_id": trial, "role": "main", "rank": 1, "choice_slot": chosen,
+                "correct_slot": None, "response_ms": 900.0, "too_fast": False,
+                "shown": [{"slot": 0, "metrics": ["a", "b"]}, {"slot": 1, "metrics": ["c"]}]}
+
+    rows = [row(f"p{i}", t, (i + t) % 3 == 0) for i in range(6) for t in range(4)]
+    table = answers_table(rows, ["a", "b", "c"])
+    res = analyse(table, ExclusionRule(), replicates=100)
+    s = {m: res["shares"][m]["share"] for m in "abc"}
+    assert s["a"] == s["b"] and s["a"] + s["c"] == pytest.approx(1.0)
+    assert s["a"] + s["b"] + s["c"] > 1.0
+    assert res["merged"]["answers"] == 24 and "credited to each" in res["merged"]["note"]
+    assert res["bradley_terry"]["a"]["log_strength"] == pytest.approx(res["bradley_terry"]["b"]["log_strength"])

@@ -32,9 +32,7 @@ def write_charts(results: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("preference share (95% CI)")
     ax.set_title(results.get("study", ""))
     fig.autofmt_xdate(rotation=20)
-    fig.tight_layout()
     written.append(_save(fig, out / "shares.png"))
-    plt.close(fig)
 
     per_rank = results.get("per_rank") or {}
     if per_rank:
@@ -47,9 +45,7 @@ def write_charts(results: dict[str, Any], out: Path) -> list[Path]:
         ax.set_xlabel("neighbour rank")
         ax.set_ylabel("preference share (95% CI)")
         ax.legend(fontsize=8)
-        fig.tight_layout()
         written.append(_save(fig, out / "shares_per_rank.png"))
-        plt.close(fig)
 
     bt = results.get("bradley_terry") or {}
     if bt:
@@ -59,12 +55,14 @@ def write_charts(results: dict[str, Any], out: Path) -> list[Path]:
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_ylabel("Bradley-Terry log-strength (95% CI)")
         fig.autofmt_xdate(rotation=20)
-        fig.tight_layout()
         written.append(_save(fig, out / "bradley_terry.png"))
-        plt.close(fig)
     return written
 
 
 def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path
