@@ -321,6 +321,8 @@ def test_a_closed_study_takes_no_new_participants_or_answers(sqlite_library):
             svc.join(pid)
         with pytest.raises(StudyClosedError):
             svc.record_answer(pid, token, t["index"], "A")
+        with pytest.raises(StudyClosedError):
+            svc.next_trial(pid, token)
         assert not svc.public_info(pid)["open"]
 
 

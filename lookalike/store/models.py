@@ -150,7 +150,7 @@ class Study(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    public_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    public_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     secret: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="open")
     closed_at: Mapped[dt.datetime | None] = mapped_column()

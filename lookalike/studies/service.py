@@ -280,7 +280,7 @@ class StudyService:
         from lookalike.studies.analysis import ExclusionRule, analyse
 
         info = self.study_info(name, admin_token=admin_token)
-        cfg = StudyConfig.from_dict({k: v for k, v in info["config"].items() if k != "skipped"})
+        cfg = stored_config(info["config"])
         table = answers_table(self.answers(name, admin_token=admin_token), cfg.metrics)
         rule = ExclusionRule(cfg.max_sentinel_failures, cfg.min_response_ms, cfg.max_fast_share)
         out = analyse(table, rule, replicates=replicates, seed=seed, drop_too_fast=cfg.drop_too_fast,
@@ -361,7 +361,7 @@ class StudyService:
         """What a participant's start page shows: kind, instructions, consent, trial count."""
         with self.store.session() as s:
             study = self._study(s, public_id=public_id)
-            cfg = StudyConfig.from_dict({k: v for k, v in study.config.items() if k != "skipped"})
+            cfg = stored_config(study.config)
             n_practice = s.scalar(select(func.count()).select_from(Trial).where(
                 Trial.study_id == study.id, Trial.role == "practice")) or 0
             return {"study": study.public_id, "kind": study.kind, "open": study.status == OPEN,
@@ -397,7 +397,7 @@ class StudyService:
                 return old.token
             if study.status != OPEN:
                 raise StudyClosedError("this study is closed")
-            cfg = StudyConfig.from_dict({k: v for k, v in study.config.items() if k != "skipped"})
+            cfg = stored_config(study.config)
             counts: dict[str, dict[int, int]] = {"main": {}, "practice": {}, "sentinel": {}}
             slots: dict[int, int] = {}
             for tid, role, n in s.execute(select(Trial.id, Trial.role, func.count(TrialImage.id))
@@ -447,13 +447,16 @@ class StudyService:
 
     def next_trial(self, public_id: str, participant: str) -> dict[str, Any]:
         """The participant's next unanswered trial (the same one again until it is answered), or
-        their progress with the completion code when they are done."""
+        their progress with the completion code when they are done. A closed study serves no more
+        trials (:class:`StudyClosedError`)."""
 
         def work(s: Session) -> dict[str, Any]:
             study = self._study(s, public_id=public_id)
             p = self._participant(s, study, participant)
             if p.finished_at is not None:
                 return self._progress(s, study, p)
+            if study.status != OPEN:
+                raise StudyClosedError("this study is closed")
             a = s.scalar(select(Assignment).where(Assignment.participant_id == p.id,
                                                   ~select(Judgment.id).where(Judgment.assignment_id == Assignment.id)
                                                   .exists()).order_by(Assignment.seq).limit(1))
@@ -560,6 +563,11 @@ class StudyService:
             if again is None:
                 raise
             return again
+
+
+def stored_config(data: Mapping[str, Any]) -> StudyConfig:
+    """The :class:`StudyConfig` saved with a study (without what creation added beside it)."""
+    return StudyConfig.from_dict({k: v for k, v in data.items() if k != "skipped"})
 
 
 def answers_table(rows: list[dict[str, Any]], metrics: list[str]) -> Any:

@@ -20,16 +20,16 @@ TZ = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("studies") as b:
-        b.add_column(sa.Column("public_id", sa.String(64), nullable=True))
-        b.add_column(sa.Column("secret", sa.String(128), nullable=True))
-        b.add_column(sa.Column("status", sa.String(16), nullable=False, server_default="open"))
-        b.add_column(sa.Column("closed_at", TZ, nullable=True))
-        b.create_unique_constraint("uq_studies_public_id", ["public_id"])
-    with op.batch_alter_table("trials") as b:
-        b.add_column(sa.Column("role", sa.String(16), nullable=False, server_default="main"))
-        b.add_column(sa.Column("rank", sa.Integer(), nullable=True))
-        b.add_column(sa.Column("reference_sha256", sa.String(64), nullable=True))
+    # plain ALTER TABLE ADD COLUMN (no batch copy) on the parent tables: SQLite, with foreign keys
+    # on, would delete every child row (ON DELETE CASCADE) when a batch drops the old table
+    op.add_column("studies", sa.Column("public_id", sa.String(64), nullable=True))
+    op.add_column("studies", sa.Column("secret", sa.String(128), nullable=True))
+    op.add_column("studies", sa.Column("status", sa.String(16), nullable=False, server_default="open"))
+    op.add_column("studies", sa.Column("closed_at", TZ, nullable=True))
+    op.create_index("ix_studies_public_id", "studies", ["public_id"], unique=True)
+    op.add_column("trials", sa.Column("role", sa.String(16), nullable=False, server_default="main"))
+    op.add_column("trials", sa.Column("rank", sa.Integer(), nullable=True))
+    op.add_column("trials", sa.Column("reference_sha256", sa.String(64), nullable=True))
     op.create_table(
         "trial_images",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -105,10 +105,9 @@ def downgrade() -> None:
     op.drop_table("assignments")
     op.drop_table("participants")
     op.drop_table("trial_images")
-    with op.batch_alter_table("trials") as b:
-        for col in ("reference_sha256", "rank", "role"):
-            b.drop_column(col)
-    with op.batch_alter_table("studies") as b:
-        b.drop_constraint("uq_studies_public_id", type_="unique")
-        for col in ("closed_at", "status", "secret", "public_id"):
-            b.drop_column(col)
+    for table, cols in (("trials", ("reference_sha256", "rank", "role")),
+                        ("studies", ("closed_at", "status", "secret", "public_id"))):
+        if table == "studies":
+            op.drop_index("ix_studies_public_id", table_name="studies")
+        for col in cols:  # ALTER TABLE DROP COLUMN (SQLite >= 3.35): no batch copy, see upgrade()
+            op.drop_column(table, col)
