@@ -54,7 +54,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     _common(sh)
     sh.set_defaults(func=run_show)
 
-    r = new_command(ss, "results", parents, "the analysis: shares with 95%% intervals, per rank, Bradley-Terry, "
+    r = new_command(ss, "results", parents, "the analysis: shares with confidence intervals, per rank, Bradley-Terry, "
                                             "pairwise tests, exclusions, agreement, response times")
     r.add_argument("name")
     r.add_argument("--charts", metavar="DIR", help="write PNG charts and results.json to DIR")
@@ -138,7 +138,7 @@ def run_create(args: argparse.Namespace) -> int:
         t = info["trials"]
         print(f"study {info['name']} ({info['kind']}): {t['main']} trials, {t['practice']} practice, "
               f"{t['sentinel']} sentinels")
-        print(f"participant link id: {info['public_id']}  (lookalike ui ... ?study={info['public_id']})")
+        print(f"participant link id: {info['public_id']}")
         print(f"completion code: {info['config']['completion_code']}")
     return 0
 
