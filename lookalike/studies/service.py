@@ -377,7 +377,8 @@ class StudyService:
     def join(self, public_id: str, params: Mapping[str, str] | None = None,
              participant: str | None = None) -> dict[str, Any]:
         """Join (or resume) a study. ``participant``: the token of a returning participant;
-        ``params``: the link's URL parameters (``PROLIFIC_PID`` resumes the same person).
+        ``params``: the link's URL parameters (``PROLIFIC_PID``, or ``participant``, names the person:
+        joining again resumes; ``STUDY_ID``/``SESSION_ID`` are recorded).
         Returns :meth:`progress`, with the ``participant`` token to put in the link."""
         params = dict(params or {})
         if participant:
