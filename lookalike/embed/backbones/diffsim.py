@@ -269,6 +269,15 @@ def _tokenizer(config: MetricConfig, files: dict[str, str]) -> Any:
     raise UsageError(f"{config.name} has no tokenizer files; only the empty prompt works")
 
 
+def _sharpen(unet: nn.Module, gain: float) -> None:
+    """Scale every attention's query and key weights (random test models: less uniform attention)."""
+    if gain != 1.0:
+        with torch.no_grad():
+            for name, param in unet.named_parameters():
+                if name.endswith(("attn1.to_q.weight", "attn1.to_k.weight")):
+                    param.mul_(gain)
+
+
 def prompt_embeddings(text_encoder: nn.Module, tokenizer: Any, prompt: str) -> torch.Tensor:
     """``(rows, 77, C)``: ``[""]`` for the empty prompt, else ``["", prompt]`` (classifier-free
     guidance rows, as the reference's ``guidance_scale=7.5`` makes diffusers build them)."""
@@ -300,6 +309,7 @@ def build(config: MetricConfig, device: torch.device) -> DiffSim:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(o.get("init_seed", 0)))
             vae, unet, text = _models(o)
+        _sharpen(unet, float(o.get("qk_gain", 1.0)))
     else:
         with torch.device("meta"):
             vae, unet, text = _models(o)
