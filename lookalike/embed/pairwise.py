@@ -145,7 +145,7 @@ class PairwiseMetric:
 
     def _compute(self, items: Sequence[ImageLike]) -> list[dict[str, Any]]:
         from lookalike.embed.images import load_image, to_rgb
-        from lookalike.embed.preprocess import prepare
+        from lookalike.embed.preprocess import draft_size, prepare
 
         arrays = []
         for item in items:
@@ -156,7 +156,7 @@ class PairwiseMetric:
                     raise UsageError("arrays must be HxWx3 uint8 RGB")
                 img = Image.fromarray(item)
             else:
-                img = load_image(item)
+                img = load_image(item, draft=draft_size([self.config.preprocess]))  # as indexing does
             arrays.append(prepare(img, self.config.preprocess))
         return self.scorer.extract(np.stack(arrays))
 

@@ -63,7 +63,7 @@ class DiffSimOptions:
     seed: int = 2334
     prompt: str = ""
     similarity: str = "cosine"
-    batch_size: int = 4
+    batch_size: int = 1
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> DiffSimOptions:
@@ -256,7 +256,7 @@ def _models(o: dict[str, Any]) -> tuple[nn.Module, nn.Module, nn.Module]:
 
 
 def _tokenizer(config: MetricConfig, files: dict[str, str]) -> Any:
-    from lookalike.embed.backbones.clip_text import ClipTokenizer
+    from lookalike.embed.backbones.clip_text import BOS, EOS, ClipTokenizer
 
     if "vocab" in files:
         return ClipTokenizer.from_files(files["vocab"], files["merges"])
@@ -265,7 +265,8 @@ def _tokenizer(config: MetricConfig, files: dict[str, str]) -> Any:
 
         simple = SimpleTokenizer()
         merges = sorted(simple.bpe_ranks, key=simple.bpe_ranks.__getitem__)
-        return ClipTokenizer(dict(simple.encoder), merges)
+        rename = {"<start_of_text>": BOS, "<end_of_text>": EOS}
+        return ClipTokenizer({rename.get(t, t): i for t, i in simple.encoder.items()}, merges)
     raise UsageError(f"{config.name} has no tokenizer files; only the empty prompt works")
 
 
