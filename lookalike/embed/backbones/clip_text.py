@@ -190,10 +190,15 @@ class ClipTextEncoder(nn.Module):
         self.text_model = _TextModel(vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
                                      intermediate_size, max_position_embeddings, hidden_act, layer_norm_eps)
 
+    @staticmethod
+    def official_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A ``CLIPTextModel`` state dict in our names: SD's files say ``text_model.*`` (transformers
+        4), transformers 5 drops that prefix; the ``position_ids`` buffer is not a weight."""
+        return {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in state.items()
+                if not k.endswith("position_ids")}
+
     def load_official(self, state: dict[str, torch.Tensor]) -> None:
-        """Load a ``CLIPTextModel`` state dict (its ``position_ids`` buffer is not a weight)."""
-        state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
-        self.load_state_dict(state, strict=True)
+        self.load_state_dict(self.official_state(state), strict=True)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         m = self.text_model

@@ -237,8 +237,8 @@ def load_weights(model: nn.Module, path: str, what: str) -> None:
             new = key[: m.start()] + f".{_NEW_NAMES[m.group(1)]}.{m.group(2)}"
             value = state.pop(key)
             state[new] = value.reshape(value.shape[0], -1) if value.ndim > 2 else value
-    if hasattr(model, "load_official"):
-        state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
+    if hasattr(model, "official_state"):
+        state = model.official_state(state)
     missing, unexpected = sorted(wanted - set(state)), sorted(set(state) - wanted)
     if missing or unexpected:
         raise WeightsCorruptError(f"{what}: {path} does not fit the model (missing {missing[:3]}, "
