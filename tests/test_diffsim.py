@@ -100,6 +100,9 @@ def test_cached_and_uncached_results_are_identical(photos) -> None:
     assert calls == []
     np.testing.assert_array_equal(uncached, first)
     np.testing.assert_array_equal(first, second)
+    files[0].write_bytes(b"torn")  # a damaged cache file is recomputed, not trusted
+    np.testing.assert_array_equal(metric.distance_pairs(pairs_a, pairs_b), first)
+    assert sum(calls) == 1 and files[0].stat().st_size > 4
     feats = metric.features([str(photos[0])])[0]
     fresh = tiny(cache=False).features([str(photos[0])])[0]
     assert set(feats) == {"q", "k", "v", "o"} and feats["q"].dtype == torch.float32
