@@ -112,3 +112,24 @@ def test_rerank_with_bad_arguments(library, monkeypatch) -> None:
             lib.search([query], k=3, rerank="tiny-diffsim", candidates=0)
         with pytest.raises(UsageError, match="unknown metric"):
             lib.search([query], k=3, rerank="diffsim-nope")
+
+
+def test_weights_import_finds_the_sd15_files_by_name(cli, photos, tmp_path) -> None:
+    """The air-gapped route: files named as the catalog says are imported; files that are not SD 1.5
+    are then refused with a one-line error, not a traceback."""
+    import torch
+    from safetensors.torch import save_file
+
+    src = tmp_path / "copied-cache"
+    src.mkdir()
+    for name in ("sd15-unet", "sd15-vae", "sd15-text_encoder"):
+        save_file({"w": torch.zeros(2)}, src / f"{name}.safetensors")
+    (src / "sd15-tokenizer-vocab.json").write_text('{"<|startoftext|>": 0, "<|endoftext|>": 1}')
+    (src / "sd15-tokenizer-merges.txt").write_text("#version: 0.2\n")
+    env = {"LOOKALIKE_OFFLINE": "1"}
+    cli("weights", "import", str(src), check=True, env=env)
+    listed = json.loads(cli("metrics", "--json", check=True, env=env).stdout)
+    assert next(r for r in listed if r["name"] == "diffsim-sd15")["weights_present"] is True
+    proc = cli("distance", str(photos[0]), str(photos[1]), "-m", "diffsim-sd15", env=env)
+    assert proc.returncode == 1 and "does not fit the model" in proc.stderr
+    assert "Traceback" not in proc.stderr
