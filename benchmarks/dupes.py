@@ -183,6 +183,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "dupes.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("alembic", "faiss", "imagededup", "lookalike.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     cal_photos, eval_photos = split_photos()
     result: dict[str, Any] = {"split": {"calibration": len(cal_photos), "evaluation": len(eval_photos),
                                         "rule": "sha256 first byte even -> calibration"}}

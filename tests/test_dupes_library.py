@@ -146,3 +146,21 @@ def test_metric_missing_some_vectors_does_not_crash(library, tmp_path, photos):
     assert "lookalike index" in proc.stderr
     proc = run_cli("dupes", "--library", str(lib), "-m", "tiny-vit", "-t", "0.5", env={"LOOKALIKE_HOME": home})
     assert proc.returncode == 0 and "not yet embedded" in proc.stderr, proc.stderr
+
+
+def test_missing_opencv_is_a_clear_error(library, tmp_path):
+    """Without OpenCV, `dupes` says what to install (exit 2); --no-verify and search still work."""
+    from tests.conftest import ROOT
+
+    fake = tmp_path / "nocv"
+    (fake / "cv2").mkdir(parents=True)
+    (fake / "cv2" / "__init__.py").write_text("raise ImportError('cv2 is not installed (test)')\n")
+    lib_path, pics, _, home = library
+    env = {"LOOKALIKE_HOME": home, "PYTHONPATH": f"{fake}:{ROOT}"}
+    proc = run_cli("dupes", "--library", str(lib_path), env=env)
+    assert proc.returncode == 2 and "opencv-python-headless" in proc.stderr and "Traceback" not in proc.stderr
+    assert run_cli("dupes", "--library", str(lib_path), "--no-verify", env=env).returncode == 0
+    proc = run_cli("search", str(pics / "hammer2.jpg"), "--library", str(lib_path), "-k", "3", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    labels = [h["label"] for h in json.loads(proc.stdout)["metrics"]["effnet-lite0"]["hits"]]
+    assert labels[0] == "identical file" and "similar (unverified)" in labels

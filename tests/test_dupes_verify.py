@@ -10,7 +10,7 @@ import pytest
 from lookalike.embed.images import load_image
 from lookalike.search import dupes
 from lookalike.search.augment import apply
-from lookalike.search.verify import features, verify_features, verify_pair
+from lookalike.search.verify import MIN_INLIERS, MIN_RATIO, features, verify_features, verify_pair
 
 #: Distinct photos that effnet-lite0 puts closer than many real copies (cosine distance in brackets).
 LOOKALIKES = [
@@ -48,7 +48,7 @@ def test_copies_of_real_photos_are_the_same_photo(photos, edit) -> None:
     for i, path in enumerate(chosen):
         img = load_image(path)
         check = verify_features(features(path), features(apply(edit, img, [3, i])))
-        assert check.same and check.inliers >= 20 and check.ratio >= 0.4, (path, check)
+        assert check.same and check.inliers >= MIN_INLIERS and check.ratio >= MIN_RATIO, (path, check)
 
 
 def test_verification_of_unrelated_and_blank_images(photos) -> None:

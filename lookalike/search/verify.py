@@ -4,7 +4,7 @@ Embedding distances rank candidates but cannot prove that two images are one pho
 pictures of one kind (five hammers, two palaces) can sit closer than a heavy edit of one photo.
 :func:`verify_pair` checks the claim the way a person would, by finding the same details at
 consistent places: ORB keypoints of both images (grey, longest side :data:`SIDE` pixels) are
-matched (mutual nearest neighbours passing Lowe's ratio test), then a similarity transform
+matched (nearest neighbours passing Lowe's ratio test, one per feature), then a similarity transform
 (rotation, uniform scale, shift: what resizing, cropping, small rotations and re-encoding do) is
 fitted with RANSAC. The images are the same photo when at least :data:`MIN_INLIERS` matches agree
 with that transform, they make at least :data:`MIN_RATIO` of the matches, and they cover the
@@ -29,13 +29,13 @@ from lookalike.errors import LookalikeError
 #: Longest side (pixels) of the grey image features are computed on.
 SIDE = 512
 #: ORB keypoints per image.
-FEATURES = 1500
+FEATURES = 1000
 #: Lowe's ratio test on Hamming distances of the two nearest descriptors.
 RATIO = 0.8
 #: RANSAC reprojection tolerance, as a fraction of the longest side (about 3 px at 512).
 TOLERANCE = 0.006
 #: Decision rule: matches consistent with one similarity transform, and their share of all matches.
-MIN_INLIERS, MIN_RATIO = 20, 0.4
+MIN_INLIERS, MIN_RATIO = 20, 0.35
 #: The convex hull of the agreeing features must cover this share of each image.
 MIN_SPREAD = 0.03
 
@@ -112,23 +112,20 @@ def features(image: Image.Image | np.ndarray | str | os.PathLike[str], side: int
 
 
 def _matches(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray]:
-    """Mutual ratio-test matches: row indices into ``a.points`` and ``b.points``."""
+    """Ratio-test matches, at most one per feature of ``b`` (the closest): row indices into
+    ``a.points`` and ``b.points``."""
     cv2 = opencv()
     if a.descriptors is None or b.descriptors is None or len(a.points) < 2 or len(b.points) < 2:
         return np.zeros(0, int), np.zeros(0, int)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    fwd = matcher.knnMatch(a.descriptors, b.descriptors, k=2)
-    back = matcher.match(b.descriptors, a.descriptors)
-    best_back = {m.queryIdx: m.trainIdx for m in back}
-    ia, ib = [], []
-    for pair in fwd:
-        if len(pair) < 2:
-            continue
-        m, n = pair
-        if m.distance < RATIO * n.distance and best_back.get(m.trainIdx) == m.queryIdx:
-            ia.append(m.queryIdx)
-            ib.append(m.trainIdx)
-    return np.asarray(ia, int), np.asarray(ib, int)
+    best: dict[int, tuple[float, int]] = {}
+    for pair in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2):
+        if len(pair) == 2 and pair[0].distance < RATIO * pair[1].distance:
+            m = pair[0]
+            if m.trainIdx not in best or m.distance < best[m.trainIdx][0]:
+                best[m.trainIdx] = (m.distance, m.queryIdx)
+    ib = np.fromiter(best, int, len(best))
+    ia = np.fromiter((q for _, q in best.values()), int, len(best))
+    return ia, ib
 
 
 def verify_features(a: Features, b: Features, min_inliers: int = MIN_INLIERS,
@@ -141,7 +138,7 @@ def verify_features(a: Features, b: Features, min_inliers: int = MIN_INLIERS,
     pa, pb = a.points[ia], b.points[ib]
     tol = TOLERANCE * max(*a.size, *b.size)
     model, mask = cv2.estimateAffinePartial2D(pb, pa, method=cv2.RANSAC, ransacReprojThreshold=tol,
-                                              maxIters=4000, confidence=0.999)
+                                              maxIters=1000, confidence=0.999)
     if model is None or mask is None:
         return Verification(False, 0, len(ia))
     inl = mask.ravel().astype(bool)
