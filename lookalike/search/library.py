@@ -229,9 +229,9 @@ class Library:
         """Nearest neighbours of each query under each metric (default: every indexed metric).
 
         ``k`` counts images; every path of byte-identical files is listed (hits with equal ids),
-        those identical to the query labelled "identical file". A hit in a "same photo" band of
-        the metric's calibration is checked with local features (``verify``) and labelled with
-        the evidence. ``exclude_self`` drops the query's own path only (its identical copies stay).
+        those identical to the query labelled "identical file". Hits within the metric's candidate
+        distance are checked with local features (``verify``): verified copies say so, and a
+        "same photo" band is never printed unverified (``similar (unverified)`` / ``look-alike``). ``exclude_self`` drops the query's own path only (its identical copies stay).
         Images not yet embedded under a metric are counted in ``extra["not_embedded"]``.
         """
         if isinstance(queries, (str, os.PathLike, int, Image.Image, np.ndarray)):
@@ -300,14 +300,15 @@ class Library:
         if cal is None:
             return None
         meaning = cal.meaning(distance)
-        if not meaning.startswith("same photo"):
+        claims = meaning.startswith("same photo")
+        if distance > cal.candidate and not claims:
             return meaning
-        if verifier is None:
-            return UNVERIFIED
-        check = verifier.verify(qi, path)
+        check = verifier.verify(qi, path) if verifier is not None else None
         if check is None:
-            return UNVERIFIED
-        return verified_label(check.inliers) if check.same else NOT_SAME
+            return UNVERIFIED if claims else meaning
+        if check.same:
+            return verified_label(check.inliers)
+        return NOT_SAME if claims else meaning
 
 
 class _HitVerifier:
