@@ -120,6 +120,8 @@ def main() -> None:
             log.warning("skipped %s: weights missing", name)
             continue
         entry["date"] = dt.date.today().isoformat()
+        old = table["metrics"].get(name, {})  # benchmarks/dupes.py --calibrate owns the candidate threshold
+        entry.update({k: old[k] for k in ("candidate", "candidate_method") if k in old})
         table["metrics"][name] = entry
         log.info("%s: threshold %.4f bands %s rates %s", name, entry["threshold"], entry["bands"],
                  entry["rates_at_threshold"])

@@ -134,9 +134,10 @@ def test_cli_search_table_and_json(cli, library):
     whole = cli("search", q, "--library", str(lib_path), "-m", "effnet-lite0", "-k", "22", check=True).stdout
     cells = [line[6:].rstrip() for line in whole.splitlines() if line[:4].strip().isdigit()]
     assert len(cells) == 22
-    labels = ("re-encoded", "edited", "same scene", "similar", "different")
+    labels = ("identical", "verified", "look-alike", "same scene", "similar", "different")
     assert all(cell.endswith(labels) for cell in cells), cells
-    assert cells[0].endswith("re-encoded") and cells[-1].endswith("different")
+    assert cells[0].endswith("identical") and cells[-1].endswith("different")  # the query file itself
+    assert cells[1].endswith("verified") and cells[2].endswith("verified")  # its copies, checked
     out = cli("search", q, "#1", "--library", str(lib_path), "-k", "2", "--json", "--exclude-self",
               check=True).stdout
     rows = [json.loads(x) for x in out.splitlines()]

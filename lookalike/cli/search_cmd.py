@@ -16,7 +16,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("queries", nargs="+", metavar="IMG|DIR|#ID")
     p.add_argument("-k", type=int, default=10, help="neighbours per metric (default 10)")
     p.add_argument("-m", "--metric", action="append", help="metric (repeatable; default: all indexed)")
-    p.add_argument("--exclude-self", action="store_true", help="drop the query image from its own hits")
+    p.add_argument("--exclude-self", action="store_true",
+                   help="drop the query file from its own hits (identical copies at other paths stay)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="do not check 'same photo' hits with local features (labelled 'unverified')")
     p.add_argument("--rerank", metavar="PAIRWISE", help="re-rank the candidates with a pairwise metric "
                    "(e.g. diffsim-sd15), shown as a column of its own")
     p.add_argument("--candidates", type=int, default=100, metavar="N",
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     with Library.open(args.library, db_url=args.db, device=args.device) as lib:
         results = lib.search([_parse_query(q) for q in args.queries], k=args.k, metrics=args.metric,
-                             exclude_self=args.exclude_self, rerank=args.rerank,
+                             exclude_self=args.exclude_self, verify=args.verify, rerank=args.rerank,
                              candidates=args.candidates)
     if args.json:
         for r in results:
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 def side_by_side(result: Any, k: int, width: int = 44) -> str:
     """A readable table: one column per metric, rank rows, 'name  distance  meaning' cells (the
     meaning only under calibrated metrics)."""
-    from lookalike.search.dupes import SHORT
+    from lookalike.search.dupes import short_label
 
     metrics = list(result.hits) + [m for m in result.errors if m not in result.hits]
     lines = [f"query: {result.query}"]
@@ -63,7 +66,7 @@ def side_by_side(result: Any, k: int, width: int = 44) -> str:
                 cell = f"error: {result.errors[m]}"
             elif rank < len(hits):
                 hit = hits[rank]
-                note = SHORT.get(hit.label or "", "")
+                note = short_label(hit.label)
                 name = os.path.basename(hit.path)[: width - 21]
                 cell = f"{name:<{width - 20}} {hit.distance:.4f} {note}"
             else:

@@ -3,7 +3,12 @@
 * :func:`knn_graph`: exact k nearest neighbours of every vector (chunked, numpy), or bring your own
   from an index search (ids, distances; ``-1`` ids are padding).
 * :func:`groups_from_graph` / :func:`near_duplicate_groups`: union-find clusters of the pairs closer
-  than a threshold (single linkage: A~B and B~C put A, B, C in one group).
+  than a threshold (single linkage: A~B and B~C put A, B, C in one group). Precise only at tiny
+  thresholds: the number of false links grows with the square of the library size.
+* :func:`candidate_pairs` + :func:`components`: what ``dupes`` does by default. Loose embedding
+  candidates; only pairs that pass a check (``lookalike.search.verify``) become links.
+* :func:`complete_linkage`: groups whose every pair is within the threshold (no chaining), for
+  grouping without verification.
 * :func:`calibrate` / :func:`calibration` / :func:`meaning`: per-metric thresholds and bands, read
   from ``thresholds.json`` beside this file, which ``benchmarks/calibrate_dupes.py`` writes from
   known edits of the real photos (see that file and the JSON's ``method`` entry).
@@ -28,6 +33,23 @@ DIFFERENT = "different"
 #: One-word forms of the labels for tables.
 SHORT = dict(zip((*LABELS, DIFFERENT), ("re-encoded", "edited", "same scene", "similar", "different"),
                  strict=True))
+#: Evidence labels of ``dupes`` members and verified search hits.
+IDENTICAL = "identical file"
+UNVERIFIED = "similar (unverified)"
+NOT_SAME = "look-alike, not the same photo"
+SHORT.update({IDENTICAL: "identical", UNVERIFIED: "unverified", NOT_SAME: "look-alike"})
+
+
+def verified_label(inliers: int) -> str:
+    """The label of a pair that passed geometric verification with ``inliers`` agreeing features."""
+    return f"same photo (verified: {inliers} matching features)"
+
+
+def short_label(label: str | None) -> str:
+    """A one-word form of a label for tables (``""`` for none)."""
+    if label and label.startswith("same photo (verified"):
+        return "verified"
+    return SHORT.get(label or "", "")
 
 
 class NotCalibratedError(UsageError):
@@ -108,6 +130,53 @@ def groups_from_graph(ids: np.ndarray, distances: np.ndarray, threshold: float,
     return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
+def candidate_pairs(ids: np.ndarray, distances: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """Unique pairs ``(i, j, distance)`` with ``i < j`` of a kNN graph within ``threshold``, nearest
+    first (``-1`` ids are padding; self links are dropped)."""
+    ids, distances = np.asarray(ids), np.asarray(distances)
+    if ids.shape != distances.shape or ids.ndim != 2:
+        raise ValueError(f"ids {ids.shape} and distances {distances.shape} must be the same (n, k)")
+    best: dict[tuple[int, int], float] = {}
+    rows, cols = np.nonzero((distances <= threshold) & (ids >= 0))
+    for i, j in zip(rows.tolist(), cols.tolist()):
+        other = int(ids[i, j])
+        if other == i:
+            continue
+        key = (min(i, other), max(i, other))
+        d = max(float(distances[i, j]), 0.0)
+        best[key] = min(d, best.get(key, d))
+    return sorted(((a, b, d) for (a, b), d in best.items()), key=lambda t: (t[2], t[0], t[1]))
+
+
+def components(n: int, edges: Any, min_size: int = 2) -> list[list[int]]:
+    """Connected components of ``edges`` (pairs of rows in ``0..n-1``): sorted lists, largest first."""
+    uf = UnionFind(n)
+    for a, b, *_ in edges:
+        uf.union(int(a), int(b))
+    members: dict[int, list[int]] = {}
+    for i, root in enumerate(uf.labels().tolist()):
+        members.setdefault(root, []).append(i)
+    return sorted((g for g in members.values() if len(g) >= min_size), key=lambda g: (-len(g), g[0]))
+
+
+def complete_linkage(vectors: np.ndarray, pairs: list[tuple[int, int, float]], threshold: float,
+                     distance: str = "cosine") -> list[list[int]]:
+    """Groups of rows of ``vectors`` whose every pair is within ``threshold`` (complete linkage),
+    merged nearest candidate pair first: unrelated photos are never chained through one link."""
+    group_of = {i: [i] for pair in pairs for i in pair[:2]}
+    for a, b, d in pairs:
+        if d > threshold or group_of[a] is group_of[b]:
+            continue
+        ga, gb = group_of[a], group_of[b]
+        cross = pairwise(vectors[ga], vectors[gb], distance)  # type: ignore[arg-type]
+        if float(np.max(cross)) <= threshold:
+            merged = sorted(ga + gb)
+            for i in merged:
+                group_of[i] = merged
+    unique = {id(g): g for g in group_of.values() if len(g) >= 2}
+    return sorted(unique.values(), key=lambda g: (-len(g), g[0]))
+
+
 def near_duplicate_groups(vectors: np.ndarray, threshold: float, distance: str = "cosine",
                           k: int = 10) -> list[list[int]]:
     """Groups of rows of ``vectors`` linked by distances ``<= threshold`` among ``k`` neighbours."""
@@ -124,6 +193,12 @@ class Calibration:
     threshold: float
     bands: tuple[float, ...]
     details: dict[str, Any]
+
+    @property
+    def candidate(self) -> float:
+        """Loose threshold for near-duplicate candidates that verification then decides
+        (``candidate`` in thresholds.json; else the "similar" edge)."""
+        return float(self.details.get("candidate", self.bands[-1]))
 
     def meaning(self, distance: float) -> str:
         for label, upper in zip(LABELS, self.bands):

@@ -7,18 +7,21 @@ already in the library reuse their stored vectors. Approximate indexes are re-ra
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from lookalike.errors import UsageError
 from lookalike.search.hits import Hit, QueryResult, SearchResult
+
+log = logging.getLogger(__name__)
 
 Query = str | os.PathLike[str] | int | Image.Image | np.ndarray
 
@@ -79,7 +82,7 @@ class Library:
                 paths = self._lib.paths_for([int(q)])
                 if int(q) not in paths:
                     raise UsageError(f"no image with id {q} in the library")
-                out.append(_Query(paths[int(q)], None, int(q), paths[int(q)]))
+                out.append(_Query(paths[int(q)], paths[int(q)], int(q), paths[int(q)]))
             elif isinstance(q, Image.Image):
                 out.append(_Query(f"<image {len(out)}>", q))
             elif isinstance(q, np.ndarray):
@@ -106,16 +109,18 @@ class Library:
 
     def _query_vectors(self, metric_name: str, queries: list[_Query],
                        batch_size: int) -> tuple[np.ndarray, list[str]]:
-        """Vectors of every query under one metric; stored vectors for library images."""
+        """Vectors of every query under one metric: stored vectors for library images that have
+        one, the others (new files, images not yet embedded under this metric) are embedded."""
         dim = self._lib.vector_index(metric_name).dim
         vecs = np.zeros((len(queries), dim), np.float32)
         errors = [""] * len(queries)
-        stored = [i for i, q in enumerate(queries) if q.image_id is not None]
+        have = set(self._lib.ids(metric_name).tolist()) if any(q.image_id is not None for q in queries) else set()
+        stored = [i for i, q in enumerate(queries) if q.image_id in have]
         if stored:
             got = self._lib.vectors(metric_name, [queries[i].image_id for i in stored])
             for row, i in enumerate(stored):
                 vecs[i] = got[row]
-        todo = [i for i, q in enumerate(queries) if q.image_id is None]
+        todo = [i for i, q in enumerate(queries) if q.image_id not in have]
         if todo:
             metric = self._metric(metric_name)
             files = [i for i in todo if isinstance(queries[i].source, str)]
@@ -147,47 +152,98 @@ class Library:
         fetch = fetch or (lambda ids: self._lib.vectors(metric_name, ids))
         return rerank(vecs, cand, fetch, k, kind=index.distance)
 
-    def duplicates(self, metric: str, threshold: float | None = None, k: int = 10) -> list[DuplicateGroup]:
-        """Near-duplicate groups under ``metric``; ``threshold=None`` uses the metric's calibration."""
-        from lookalike.embed.distance import pairwise
-        from lookalike.search.dupes import calibrate, calibration_or_none, groups_from_graph
+    def not_embedded(self, metric: str) -> int:
+        """How many of the library's images have no vector under ``metric`` yet (the next
+        ``lookalike index`` embeds them)."""
+        return len(set(self._content_ids()) - set(self._lib.ids(metric).tolist()))
+
+    def _content_ids(self) -> list[int]:
+        from sqlalchemy import select
+
+        from lookalike.store.models import OK
+        from lookalike.store.models import Image as ImageRow
+
+        with self._lib.store.session() as s:
+            return sorted(int(i) for i in s.scalars(select(ImageRow.content_id).distinct().where(
+                ImageRow.status == OK, ImageRow.content_id.is_not(None))))
+
+    def _content_of_file(self, path: str) -> int | None:
+        """The content id of a file's bytes when the library holds identical ones."""
+        from sqlalchemy import select
+
+        from lookalike.embed.weights.checksums import sha256_file
+        from lookalike.store.models import Content
+
+        try:
+            sha = sha256_file(path)
+        except OSError:
+            return None
+        with self._lib.store.session() as s:
+            return s.scalar(select(Content.id).where(Content.sha256 == sha))
+
+    def duplicates(self, metric: str, threshold: float | None = None, k: int = 10,
+                   verify: bool = True) -> list[DuplicateGroup]:
+        """Groups of copies: identical files first, then near-duplicates found under ``metric``.
+
+        With ``verify`` (the default) embedding neighbours within ``threshold`` (default: the
+        metric's loose candidate threshold) are only candidates; a pair is linked when local
+        features confirm it is the same photo (:mod:`lookalike.search.verify`). Without it, groups
+        are complete-linkage clusters within ``threshold`` (default: the calibrated threshold),
+        labelled "similar (unverified)".
+        """
+        from lookalike.search.dupes import calibration, candidate_pairs, complete_linkage, components
 
         if metric not in self.metrics():
             raise UsageError(f"the library has no index for {metric!r} (indexed: {', '.join(self.metrics())})")
-        threshold = calibrate(metric) if threshold is None else threshold
+        if k < 1:
+            raise UsageError(f"-k must be at least 1, got {k}")
+        if threshold is None:
+            cal = calibration(metric)
+            threshold = cal.candidate if verify else cal.threshold
         index = self._lib.vector_index(metric)
         ids = np.sort(index.ids())
-        if len(ids) < 2:
-            return []
-        vectors = self._lib.vectors(metric, ids)  # every vector, in id order: re-ranking reuses them
-        dist, nbr = self._neighbours(metric, vectors, min(k + 1, len(ids)),
-                                     fetch=lambda want: vectors[np.searchsorted(ids, want)])
-        pos = np.clip(np.searchsorted(ids, nbr), 0, len(ids) - 1)  # ids are sorted: id -> row
-        rows = np.where((nbr >= 0) & (ids[pos] == nbr), pos, -1)
-        rows[rows == np.arange(len(ids))[:, None]] = -1  # an image is not its own duplicate
-        groups = groups_from_graph(rows, dist, threshold)
-        paths = self._lib.paths_for([int(ids[r]) for g in groups for r in g])
-        cal = calibration_or_none(metric)
-        out = []
-        for group in groups:
-            d = pairwise(vectors[group[:1]], vectors[group], index.distance)[0]  # type: ignore[arg-type]
-            d = np.maximum(d, 0.0)
-            out.append(DuplicateGroup(metric, [
-                (int(ids[r]), paths.get(int(ids[r]), ""), float(x),
-                 cal.meaning(float(x)) if cal and n else None)  # the first member is the reference
-                for n, (r, x) in enumerate(zip(group, d, strict=True))]))
-        return out
+        all_paths = self._lib.all_paths_for(self._content_ids())
+        near: list[DuplicateGroup] = []
+        if len(ids) >= 2:
+            vectors = self._lib.vectors(metric, ids)  # every vector, in id order: re-ranking reuses them
+            dist, nbr = self._neighbours(metric, vectors, min(k + 1, len(ids)),
+                                         fetch=lambda want: vectors[np.searchsorted(ids, want)])
+            pos = np.clip(np.searchsorted(ids, nbr), 0, len(ids) - 1)  # ids are sorted: id -> row
+            rows = np.where((nbr >= 0) & (ids[pos] == nbr), pos, -1)
+            rows[rows == np.arange(len(ids))[:, None]] = -1  # an image is not its own duplicate
+            pairs = candidate_pairs(rows, dist, threshold)
+            if verify:
+                checker = _Checker({int(r): all_paths.get(int(ids[r]), [""])[0] for p in pairs for r in p[:2]})
+                edges = checker.check([(a, b) for a, b, _ in pairs])
+                near = [_verified_group(metric, g, ids, vectors, index.distance, edges, checker, all_paths)
+                        for g in components(len(ids), edges)]
+            else:
+                near = [_unverified_group(metric, g, ids, vectors, index.distance, all_paths)
+                        for g in complete_linkage(vectors, pairs, threshold, index.distance)]
+        grouped = {m.image_id for g in near for m in g.members}
+        identical = [_identical_group(metric, i, p) for i, p in all_paths.items() if len(p) > 1 and i not in grouped]
+        identical.sort(key=lambda g: (-len(g.members), g.members[0].path))
+        near.sort(key=lambda g: (-len(g.members), g.members[0].path))
+        return identical + near
 
     def search(self, queries: Query | Sequence[Query], k: int = 10, metrics: Sequence[str] | None = None,
-               exclude_self: bool = False, batch_size: int = 32, rerank: str | None = None,
+               exclude_self: bool = False, batch_size: int = 32, verify: bool = True, rerank: str | None = None,
                candidates: int = RERANK_CANDIDATES) -> list[SearchResult]:
         """Nearest neighbours of each query under each metric (default: every indexed metric).
 
+        ``k`` counts images; every path of byte-identical files is listed (hits with equal ids),
+        those identical to the query labelled "identical file". Hits within the metric's candidate
+        distance are checked with local features (``verify``): verified copies say so, and a
+        "same photo" band is never printed unverified (``similar (unverified)`` / ``look-alike``).
+        ``exclude_self`` drops the query's own path only (its identical copies stay).
+        Images not yet embedded under a metric are counted in ``extra["not_embedded"]``.
         ``rerank``: a pairwise metric (e.g. ``diffsim-sd15``) that re-ranks the union of each metric's
         top ``candidates`` into a column of its own (see :mod:`lookalike.search.pairwise_rerank`).
         """
         if isinstance(queries, (str, os.PathLike, int, Image.Image, np.ndarray)):
             queries = [queries]  # type: ignore[list-item]
+        if k < 1:
+            raise UsageError(f"-k must be at least 1, got {k}")
         resolved = self._resolve(queries)  # type: ignore[arg-type]
         metric_names = list(metrics or self.metrics())
         if not metric_names:
@@ -199,14 +255,23 @@ class Library:
         from lookalike.search.dupes import calibration_or_none
 
         results = [SearchResult(q.label, q.image_id) for q in resolved]
+        content = [q.image_id if q.image_id is not None else
+                   (self._content_of_file(q.path) if q.path else None) for q in resolved]
         extra = 1 if exclude_self else 0
         k_out, k = k, max(k, candidates) if rerank else k
+        verifier = _HitVerifier(resolved) if verify else None
         for name in metric_names:
             start = time.perf_counter()
             cal = calibration_or_none(name)
+            not_embedded = self.not_embedded(name)
+            if not_embedded:
+                log.warning("%d image(s) of the library are not yet embedded under %s (run `lookalike index`)",
+                            not_embedded, name)
             vecs, errors = self._query_vectors(name, resolved, batch_size)
-            dist, ids = self._neighbours(name, vecs, k + extra)
-            paths = self._lib.paths_for(sorted({int(i) for i in ids.ravel() if i >= 0}))
+            size = len(self._lib.vector_index(name).ids())
+            dist, ids = self._neighbours(name, vecs, min(k + extra, size)) if size else (
+                np.zeros((len(resolved), 0), np.float32), np.zeros((len(resolved), 0), np.int64))
+            paths = self._lib.all_paths_for(sorted({int(i) for i in ids.ravel() if i >= 0}))
             kind = self._lib.vector_index(name).distance
             seconds = (time.perf_counter() - start) / len(resolved)
             for qi, (q, res) in enumerate(zip(resolved, results, strict=True)):
@@ -214,12 +279,21 @@ class Library:
                     res.errors[name] = errors[qi]
                     continue
                 hits: list[Hit] = []
+                images = 0
                 for d, i in zip(dist[qi], ids[qi], strict=True):
-                    if i < 0 or (exclude_self and _is_self(q, int(i), paths.get(int(i)))):
+                    if i < 0 or images >= k:
                         continue
-                    hits.append(Hit(int(i), paths.get(int(i), ""), float(d), len(hits) + 1, name,
-                                    cal.meaning(float(d)) if cal else None))
-                res.by_metric[name] = QueryResult(q.label, name, tuple(hits[:k]), kind, seconds)
+                    listed = [p for p in paths.get(int(i), [""])
+                              if not (exclude_self and _is_self_path(q, p))]
+                    if not listed:
+                        continue
+                    if not (exclude_self and len(listed) < len(paths.get(int(i), []))):
+                        images += 1  # the query's own identical copies do not take a place
+                    label = self._hit_label(qi, int(i), float(d), listed[0], content, cal, verifier)
+                    for p in listed:
+                        hits.append(Hit(int(i), p, float(d), len(hits) + 1, name, label))
+                extra_info = {"not_embedded": not_embedded} if not_embedded else {}
+                res.by_metric[name] = QueryResult(q.label, name, tuple(hits), kind, seconds, extra_info)
         if rerank:
             from lookalike.search.pairwise_rerank import add_rerank_column
 
@@ -227,25 +301,199 @@ class Library:
                               rerank, k_out, candidates, self._device, built=self._metrics)
         return results
 
+    @staticmethod
+    def _hit_label(qi: int, image_id: int, distance: float, path: str, content: list[int | None],
+                   cal: Any, verifier: _HitVerifier | None) -> str | None:
+        """What a hit is: identical bytes, a verified copy, or the calibrated meaning of its distance."""
+        from lookalike.search.dupes import IDENTICAL, NOT_SAME, UNVERIFIED, verified_label
+
+        if content[qi] is not None and image_id == content[qi]:
+            return IDENTICAL
+        if cal is None:
+            return None
+        meaning = cal.meaning(distance)
+        claims = meaning.startswith("same photo")
+        if distance > cal.candidate and not claims:
+            return meaning
+        check = verifier.verify(qi, path) if verifier is not None else None
+        if check is None:
+            return UNVERIFIED if claims else meaning
+        if check.same:
+            return verified_label(check.inliers)
+        return NOT_SAME if claims else meaning
+
+
+class _HitVerifier:
+    """Verifies search hits against their query image, features computed once per image."""
+
+    def __init__(self, queries: list[_Query]) -> None:
+        self.queries = queries
+        self._features: dict[Any, Any] = {}
+
+    def _feat(self, key: Any, source: Any) -> Any:
+        from lookalike.errors import ImageLoadError
+        from lookalike.search.verify import VerifierMissingError, features
+
+        if key not in self._features:
+            try:
+                self._features[key] = features(source)
+            except (ImageLoadError, OSError, VerifierMissingError) as exc:
+                log.debug("cannot verify %s: %s", key, exc)
+                self._features[key] = None
+        return self._features[key]
+
+    def verify(self, qi: int, path: str) -> Any:
+        from lookalike.search.verify import verify_features
+
+        qf = self._feat(("query", qi), self.queries[qi].source)
+        hf = self._feat(path, path)
+        return verify_features(qf, hf) if qf is not None and hf is not None else None
+
+
+class Member(NamedTuple):
+    """One path of a duplicate group: its distance to the group's reference (the first member)
+    and what is known about it (``meaning``: ``None`` for the reference; ``evidence``: details)."""
+
+    image_id: int
+    path: str
+    distance: float
+    meaning: str | None
+    evidence: dict[str, Any] | None = None
+
 
 @dataclass
 class DuplicateGroup:
-    """Images within a near-duplicate threshold of each other (linked pairwise, single linkage).
+    """Copies of one photo. ``kind``: ``identical`` (byte-identical files only), ``verified``
+    (linked by verified pairs) or ``unverified`` (embedding distance only).
 
-    ``members`` are ``(image_id, path, distance to the first member, what that distance means)``;
-    the first member is the reference (distance 0, meaning ``None``).
+    ``members`` start with the reference (distance 0, meaning ``None``); every path of
+    byte-identical files is listed, labelled "identical file".
     """
 
     metric: str
-    members: list[tuple[int, str, float, str | None]]
+    members: list[Member]
+    kind: str = "verified"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "size": len(self.members),
-                "members": [{"image_id": i, "path": p, "distance": d, "meaning": m}
-                            for i, p, d, m in self.members]}
+        return {"metric": self.metric, "kind": self.kind, "size": len(self.members),
+                "images": len({m.image_id for m in self.members}),
+                "members": [{"image_id": m.image_id, "path": m.path, "distance": m.distance,
+                             "meaning": m.meaning, "evidence": m.evidence} for m in self.members]}
 
 
-def _is_self(q: _Query, image_id: int, path: str | None) -> bool:
-    if q.image_id is not None:
-        return image_id == q.image_id
-    return q.path is not None and path is not None and os.path.realpath(path) == os.path.realpath(q.path)
+class _Checker:
+    """Geometric verification of row pairs, each row's features computed once (threads: OpenCV
+    releases the GIL)."""
+
+    def __init__(self, paths: dict[int, str]) -> None:
+        self.paths = paths
+        self._features: dict[int, Any] = {}
+        self.results: dict[tuple[int, int], Any] = {}
+
+    def _feat(self, row: int) -> Any:
+        from lookalike.errors import ImageLoadError
+        from lookalike.search.verify import features
+
+        if row not in self._features:
+            try:
+                self._features[row] = features(self.paths[row])
+            except (ImageLoadError, OSError) as exc:  # moved or unreadable since indexing
+                log.warning("cannot verify %s: %s", self.paths[row], exc)
+                self._features[row] = None
+        return self._features[row]
+
+    def verify(self, a: int, b: int) -> Any:
+        from lookalike.search.verify import Verification, verify_features
+
+        key = (min(a, b), max(a, b))
+        if key not in self.results:
+            fa, fb = self._feat(key[0]), self._feat(key[1])
+            self.results[key] = (verify_features(fa, fb) if fa is not None and fb is not None
+                                 else Verification(False, 0, 0))
+        return self.results[key]
+
+    def check(self, pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+        """The verified pairs, as ``(a, b, matching features)``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from lookalike.search.verify import opencv
+
+        opencv()  # a clear error before any work when OpenCV is missing
+        rows = sorted({r for p in pairs for r in p})
+        with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+            for row, feat in zip(rows, pool.map(self._feat, rows)):
+                self._features[row] = feat
+            results = list(pool.map(lambda p: self.verify(*p), pairs))
+        return [(a, b, r.inliers) for (a, b), r in zip(pairs, results, strict=True) if r.same]
+
+
+def _expand(metric: str, image_id: int, paths: list[str], distance: float, meaning: str | None,
+            evidence: dict[str, Any] | None, ref_id: int) -> list[Member]:
+    """One member per path of an image; extra paths are identical files (of the first one)."""
+    from lookalike.search.dupes import IDENTICAL
+
+    first = Member(image_id, paths[0], distance, meaning, evidence)
+    if image_id == ref_id and meaning is None:
+        rest = [Member(image_id, p, 0.0, IDENTICAL, {"identical_to": paths[0]}) for p in paths[1:]]
+    else:
+        rest = [Member(image_id, p, distance, IDENTICAL, {"identical_to": paths[0]}) for p in paths[1:]]
+    return [first, *rest]
+
+
+def _identical_group(metric: str, image_id: int, paths: list[str]) -> DuplicateGroup:
+    return DuplicateGroup(metric, _expand(metric, image_id, paths, 0.0, None, None, image_id), "identical")
+
+
+def _verified_group(metric: str, group: list[int], ids: np.ndarray, vectors: np.ndarray, kind: str,
+                    edges: list[tuple[int, int, int]], checker: _Checker,
+                    all_paths: dict[int, list[str]]) -> DuplicateGroup:
+    """Members of a connected component of verified links; the reference is the member with the
+    most links. Each member's label is its own verified link to the reference, or else its
+    strongest verified link inside the group ("same photo as #id ...")."""
+    from lookalike.embed.distance import pairwise
+    from lookalike.search.dupes import verified_label
+
+    inside = set(group)
+    links: dict[int, list[tuple[int, int]]] = {r: [] for r in group}
+    for a, b, n in edges:
+        if a in inside:
+            links[a].append((b, n))
+            links[b].append((a, n))
+    ref = max(group, key=lambda r: (len(links[r]), sum(n for _, n in links[r]), -r))
+    d = np.maximum(pairwise(vectors[[ref]], vectors[group], kind)[0], 0.0)  # type: ignore[arg-type]
+    dist = dict(zip(group, d.tolist(), strict=True))
+    ref_id = int(ids[ref])
+    members = _expand(metric, ref_id, all_paths.get(ref_id, [""]), 0.0, None, None, ref_id)
+    for r in sorted((r for r in group if r != ref), key=lambda r: (dist[r], r)):
+        check = checker.verify(ref, r)
+        if check.same:
+            meaning, evidence = verified_label(check.inliers), {"verified_with": ref_id, **check.to_dict()}
+        else:
+            other, n = max(links[r], key=lambda t: t[1])
+            via = checker.verify(other, r)
+            meaning = f"same photo as #{int(ids[other])} (verified: {n} matching features)"
+            evidence = {"verified_with": int(ids[other]), **via.to_dict()}
+        image_id = int(ids[r])
+        members += _expand(metric, image_id, all_paths.get(image_id, [""]), float(dist[r]), meaning,
+                           evidence, ref_id)
+    return DuplicateGroup(metric, members, "verified")
+
+
+def _unverified_group(metric: str, group: list[int], ids: np.ndarray, vectors: np.ndarray, kind: str,
+                      all_paths: dict[int, list[str]]) -> DuplicateGroup:
+    from lookalike.embed.distance import pairwise
+    from lookalike.search.dupes import UNVERIFIED
+
+    d = np.maximum(pairwise(vectors[group[:1]], vectors[group], kind)[0], 0.0)  # type: ignore[arg-type]
+    ref_id = int(ids[group[0]])
+    members = _expand(metric, ref_id, all_paths.get(ref_id, [""]), 0.0, None, None, ref_id)
+    for r, x in sorted(zip(group[1:], d[1:].tolist()), key=lambda t: (t[1], t[0])):
+        image_id = int(ids[r])
+        members += _expand(metric, image_id, all_paths.get(image_id, [""]), float(x), UNVERIFIED,
+                           {"distance": float(x)}, ref_id)
+    return DuplicateGroup(metric, members, "unverified")
+
+
+def _is_self_path(q: _Query, path: str) -> bool:
+    """Is ``path`` the query's own file?"""
+    return q.path is not None and bool(path) and os.path.realpath(path) == os.path.realpath(q.path)

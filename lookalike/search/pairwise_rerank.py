@@ -44,6 +44,19 @@ def candidate_pool(result: SearchResult, limit: int) -> list[Hit]:
     return [h for _, _, h in sorted(best.values(), key=lambda t: (t[0], t[1], t[2].image_id))]
 
 
+def first_images(hits: Sequence[Hit], k: int) -> tuple[Hit, ...]:
+    """The hits of the first ``k`` distinct images (identical files list one hit per path)."""
+    seen: set[int] = set()
+    out = []
+    for hit in hits:
+        if hit.image_id not in seen:
+            if len(seen) == k:
+                break
+            seen.add(hit.image_id)
+        out.append(hit)
+    return tuple(out)
+
+
 def score_candidates(metric: Any, query: Any, paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
     """Pairwise distances of ``query`` to each path, and the indices of the paths that could be read."""
     try:
@@ -81,7 +94,7 @@ def add_rerank_column(results: list[SearchResult], sources: Sequence[Any], reran
         start = time.perf_counter()
         pool = candidate_pool(res, candidates)
         for name, col in list(res.by_metric.items()):
-            res.by_metric[name] = dataclasses.replace(col, hits=col.hits[:k])
+            res.by_metric[name] = dataclasses.replace(col, hits=first_images(col.hits, k))
         if not pool:
             res.errors[rerank] = "no candidates (the query failed under every embedding metric)"
             continue
