@@ -33,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
     for root in st["roots"]:
         print(f"root     {root['path']}  (indexed {root['indexed_at']})")
     for m in st["metrics"]:
+        todo = m["images_not_embedded"]
+        cover = f"; {todo} image(s) not yet embedded (run `lookalike index`)" if todo else ""
         print(f"metric   {m['name']}: {m['vectors']} vectors, {m['dim']}-d {m['distance']}, "
-              f"index {m['factory'] or '-'} ({m['saved_index_vectors']} saved)")
+              f"index {m['factory'] or '-'} ({m['saved_index_vectors']} saved), "
+              f"{m['coverage']:.0%} of images{cover}")
     if st["reasons"]:
         print("problems " + ", ".join(f"{n} {r}" for r, n in sorted(st["reasons"].items())))
         shown = st["problems"] if args.all else st["problems"][:20]

@@ -3,7 +3,8 @@
 A file whose (path, size, mtime_ns) is unchanged since it was indexed is skipped without being
 opened, as is a file that failed with the same size and mtime. Everything else is read: new files,
 changed files (with their previous sha256, so that a touched but identical file is only hashed,
-not decoded), and files whose content lacks a vector for a requested metric. Known files under the
+not decoded), and files whose content lacks a vector for a requested metric (also outside the
+roots: :attr:`Plan.lacking`, so that every metric covers every indexed file). Known files under the
 roots that the listing no longer finds have been deleted (unless they sit under a folder that
 could not be listed this time).
 """
@@ -36,6 +37,7 @@ class Plan:
     expect: dict[str, str] = field(default_factory=dict)  # path -> previous sha256 (complete content)
     unchanged: int = 0
     deleted: list[str] = field(default_factory=list)
+    lacking: list[str] = field(default_factory=list)  # readable files outside the roots lacking a metric
     problems: list[ListingProblem] = field(default_factory=list)
 
     @property
@@ -76,4 +78,6 @@ def make_plan(listing: Iterable[FileEntry | ListingProblem], known: Mapping[str,
     roots = [os.path.abspath(r) for r in roots]
     blind = [p.path for p in plan.problems]  # folders we could not look into this time
     plan.deleted = sorted(p for p in known if p not in seen and under(p, roots) and not under(p, blind))
+    plan.lacking = sorted(p for p, k in known.items() if p not in seen and not under(p, roots)
+                          and k.status == OK and k.content_id not in complete)
     return plan

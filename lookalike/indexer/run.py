@@ -86,13 +86,17 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
     """
     opts = options or IndexOptions()
     start = time.monotonic()
-    configs = list(configs) if configs else [resolve_config(library, m) for m in dict.fromkeys(opts.metrics)]
+    names = run_metrics(library, opts.metrics)
+    configs = list(configs) if configs else [resolve_config(library, m) for m in names]
     with WriterLock(library.path, wait=opts.wait):
         writer = LibraryWriter(library, configs, factory=opts.factory, rebuild=opts.rebuild,
                                save_every_s=opts.save_every_s)
         top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
         report = IndexReport(str(library.path), top, [c.name for c in configs])
         plan = make_plan(walk(top), writer.known_files(), top, writer.complete_contents())
+        # Files outside this run's roots that lack a metric's vector (a metric added by an earlier
+        # run on other folders): embedded now, so that every metric covers every root.
+        plan.todo += [e for e in walk(plan.lacking) if isinstance(e, FileEntry)]
         report.listed, report.unchanged = plan.listed, plan.unchanged
         report.deleted = writer.delete_paths(plan.deleted)
         for problem in plan.problems:
@@ -128,6 +132,15 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
         report.vectors = {name: index.ntotal for name, index in writer.indexes.items()}
     report.seconds = round(time.monotonic() - start, 3)
     return report
+
+
+def run_metrics(library: Library, requested: Sequence[str]) -> list[str]:
+    """The metrics a run brings up to date: every metric of the library plus the requested ones.
+
+    A library's metrics cover all of its images: adding a metric (``index DIR --metric X``) embeds
+    every indexed image under X, and indexing new files embeds them under every metric.
+    """
+    return list(dict.fromkeys([*library.metrics(), *requested]))
 
 
 def resolve_config(library: Library, name: str) -> MetricConfig:
