@@ -1,15 +1,55 @@
-"""Finding image files under folders."""
+"""Finding image files under folders, and how file paths are stored and shown.
+
+File names are bytes on POSIX; Python keeps bytes that are not UTF-8 as "surrogate escapes"
+(``os.fsdecode``). Such a path cannot go into a database text column as it is, so
+:func:`path_to_text` stores it losslessly as ``fsbytes:`` followed by the percent-encoded bytes of
+``os.fsencode(path)`` (``fsbytes:/photos/caf%E9.jpg``); every valid UTF-8 path is stored unchanged.
+:func:`text_to_path` reverses it exactly. :func:`display_path` shows undecodable bytes as
+``\\xNN`` (``/photos/caf\\xe9.jpg``) for people.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote, unquote_to_bytes
 
 from lookalike.errors import UsageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif",
                             ".heic", ".heif", ".avif"})
+
+
+#: Prefix of a stored path that holds percent-encoded bytes (see the module docstring).
+ESCAPED_PREFIX = "fsbytes:"
+
+
+def path_to_text(path: str) -> str:
+    """A database-safe, reversible text form of ``path`` (itself when it is valid UTF-8)."""
+    try:
+        path.encode("utf-8")
+        if not path.startswith(ESCAPED_PREFIX):
+            return path
+    except UnicodeEncodeError:
+        pass
+    return ESCAPED_PREFIX + quote(os.fsencode(path), safe="/")
+
+
+def text_to_path(text: str) -> str:
+    """The path :func:`path_to_text` stored as ``text``."""
+    if text.startswith(ESCAPED_PREFIX):
+        return os.fsdecode(unquote_to_bytes(text[len(ESCAPED_PREFIX):]))
+    return text
+
+
+def display_path(path: str) -> str:
+    """``path`` printable anywhere: bytes that are not UTF-8 as ``\\xNN`` escapes."""
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # lone surrogates that are not escaped bytes
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def is_image_name(name: str) -> bool:

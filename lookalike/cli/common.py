@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,20 @@ def add_library(parser: argparse.ArgumentParser) -> None:
                              "library.db in the library folder); remembered by the library")
 
 
+#: Lone surrogates: undecodable file-name bytes (``os.fsdecode``) and nothing else in practice.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_line(obj: Any) -> str:
+    """Compact UTF-8 JSON; a file name's undecodable bytes stay lossless as ``\\udcNN`` escapes
+    (``json.loads`` gives back the same string, ``os.fsencode`` of it the original bytes)."""
+    text = json.dumps(obj, ensure_ascii=False, default=str)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def emit_json(obj: Any) -> None:
     """One JSON document (or JSON line) on stdout."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_line(obj) + "\n")
     sys.stdout.flush()
 
 

@@ -25,6 +25,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lookalike.files import display_path
     from lookalike.indexer.doctor import diagnose, repair
     from lookalike.indexer.library import Library
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for f in before:
             where = f" [{f.metric}]" if f.metric else ""
-            ex = f": {', '.join(map(str, f.examples[:3]))}" if f.examples else ""
+            ex = f": {', '.join(display_path(str(e)) for e in f.examples[:3])}" if f.examples else ""
             print(f"{f.kind}{where}: {f.count} {f.message}{ex}")
         for line in done:
             print(f"repaired: {line}")

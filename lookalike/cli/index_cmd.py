@@ -46,6 +46,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lookalike.errors import UsageError
+    from lookalike.files import display_path
     from lookalike.indexer.library import Library
     from lookalike.indexer.run import DEFAULT_METRIC, IndexOptions, index_library
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print("index: " + ", ".join(f"{n} {c} vectors" for n, c in report.vectors.items())
               + f"  [{report.seconds:.1f} s]")
         for f in report.failures[:20]:
-            log.warning("%s %s: %s", f["status"], f["path"], f["reason"])
+            log.warning("%s %s: %s", f["status"], display_path(f["path"]), f["reason"])
         if len(report.failures) > 20:
             log.warning("... and %d more (see `lookalike status`)", len(report.failures) - 20)
     return 0

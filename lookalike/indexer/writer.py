@@ -51,6 +51,13 @@ class FileResult:
     detail: str | None = None
 
 
+def safe_text(text: str | None) -> str | None:
+    """Text for a database column: undecodable file-name bytes (in messages) as ``\\xNN``."""
+    from lookalike.files import display_path
+
+    return None if text is None else display_path(text)
+
+
 def config_key(config: dict[str, Any]) -> str:
     """A canonical form of a metric config, to tell whether two vector sets are compatible."""
     return json.dumps(config, sort_keys=True, default=list)
@@ -192,7 +199,8 @@ class LibraryWriter:
                     orphans.add(img.content_id)
                 info = r.info or {}
                 img.size, img.mtime_ns, img.sha256, img.content_id = r.size, r.mtime_ns, r.sha256, cid
-                img.status, img.error, img.detail, img.updated_at = r.status, r.error, r.detail, now
+                img.status, img.updated_at = r.status, now
+                img.error, img.detail = safe_text(r.error), safe_text(r.detail)  # may quote paths
                 if r.info is not None or r.status != OK:
                     img.width, img.height = info.get("width"), info.get("height")
                     img.format, img.orientation = info.get("format"), info.get("orientation")

@@ -22,8 +22,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, String, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from lookalike.errors import LookalikeError, UsageError
 
@@ -33,6 +34,24 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_S = 60.0
 #: A fixed key for PostgreSQL's advisory lock held while migrating (two first openers at once).
 _PG_MIGRATION_LOCK = 0x6C6F6F6B
+
+
+class FsPath(TypeDecorator[str]):
+    """A file path column: any path Python can hold (undecodable bytes included) round-trips
+    exactly, stored as :func:`lookalike.files.path_to_text` (plain text for UTF-8 paths)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        from lookalike.files import path_to_text
+
+        return None if value is None else path_to_text(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        from lookalike.files import text_to_path
+
+        return None if value is None else text_to_path(value)
 
 
 class DatabaseError(LookalikeError):
