@@ -38,6 +38,7 @@ UNREADABLE_FOLDER = "unreadable folder"
 BROKEN_LINK = "broken link"
 UNREADABLE_FILE = "unreadable file"
 DUPLICATE_FOLDER = "folder linked twice"
+NOT_REGULAR = "not a regular file"
 
 
 def walk(roots: Iterable[str | os.PathLike[str]]) -> Iterator[FileEntry | ListingProblem]:
@@ -54,6 +55,8 @@ def walk(roots: Iterable[str | os.PathLike[str]]) -> Iterator[FileEntry | Listin
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(top, st, seen_dirs, seen_files)
+        elif not stat.S_ISREG(st.st_mode):  # a FIFO or device given by name: never opened
+            yield ListingProblem(top, NOT_REGULAR, "FIFO" if stat.S_ISFIFO(st.st_mode) else "device")
         elif top not in seen_files:
             seen_files.add(top)
             yield FileEntry(top, st.st_size, st.st_mtime_ns)
