@@ -10,6 +10,17 @@ from pathlib import Path
 from typing import Any
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (``-k 0``, ``-k -3`` are usage errors)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
 

@@ -79,7 +79,10 @@ def prepare_file(path: str, pres: Sequence[Preprocess], draft: bool = True, dige
 
 
 def _worker_init() -> None:
+    import signal
+
     os.environ["OMP_NUM_THREADS"] = "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it commits)
 
 
 def _job(args: tuple[str, tuple[Preprocess, ...], bool, bool, str | None]) -> Prepared:

@@ -15,8 +15,12 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from lookalike.indexer.listing import FileEntry, ListingProblem
+from lookalike.indexer.listing import BROKEN_LINK, UNREADABLE_FILE, FileEntry, ListingProblem
 from lookalike.store.models import FAILED, OK
+
+
+#: Listing problems that mean a root itself is not there.
+ROOT_GONE = frozenset({UNREADABLE_FILE, BROKEN_LINK})
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class KnownFile:
     status: str
     content_id: int | None
     sha256: str | None
+    error: str | None = None  # the failure reason of a failed file
 
 
 @dataclass
@@ -38,6 +43,7 @@ class Plan:
     unchanged: int = 0
     deleted: list[str] = field(default_factory=list)
     lacking: list[str] = field(default_factory=list)  # readable files outside the roots lacking a metric
+    unavailable: list[str] = field(default_factory=list)  # roots missing or empty: their files kept
     problems: list[ListingProblem] = field(default_factory=list)
 
     @property
@@ -54,29 +60,51 @@ def under(path: str, roots: Iterable[str]) -> bool:
     return False
 
 
+#: Failure reasons retried on every run even when the file looks unchanged (permissions can be
+#: fixed without touching size or mtime).
+RETRY_REASONS = frozenset({"permission denied"})
+
+
 def make_plan(listing: Iterable[FileEntry | ListingProblem], known: Mapping[str, KnownFile],
-              roots: Iterable[str], complete: set[int]) -> Plan:
-    """Decide what to read. ``complete``: content ids that have a vector for every requested metric."""
+              roots: Iterable[str], complete: set[int], prune: bool = False,
+              retry_failed: bool = False) -> Plan:
+    """Decide what to read. ``complete``: content ids that have a vector for every requested metric.
+
+    A root that is missing, or a folder that lists no image file at all while the library knows
+    files under it (an unmounted drive's empty mount point), is *unavailable*: its known files are
+    kept, not deleted, unless ``prune``. Failed files are read again when ``retry_failed``, or when
+    they failed for an access reason (:data:`RETRY_REASONS`).
+    """
     plan = Plan()
+    roots = [os.path.abspath(r) for r in roots]
     seen: set[str] = set()
+    found: set[str] = set()  # roots under which the listing found something (files or problems)
+    missing: set[str] = set()
     for item in listing:
-        if isinstance(item, ListingProblem):
-            plan.problems.append(item)
-            seen.add(item.path)
+        if isinstance(item, ListingProblem) and item.path in roots and item.reason in ROOT_GONE:
+            missing.add(item.path)  # a root that is not there is not a file to record
             continue
         seen.add(item.path)
+        found.update(r for r in roots if under(item.path, [r]))
+        if isinstance(item, ListingProblem):
+            plan.problems.append(item)
+            continue
         old = known.get(item.path)
         same = old is not None and old.size == item.size and old.mtime_ns == item.mtime_ns
-        if same and old is not None and (old.status == FAILED or
-                                          (old.status == OK and old.content_id in complete)):
+        retry = old is not None and old.status == FAILED and (retry_failed or old.error in RETRY_REASONS)
+        if same and old is not None and ((old.status == FAILED and not retry) or
+                                         (old.status == OK and old.content_id in complete)):
             plan.unchanged += 1
             continue
         plan.todo.append(item)
         if (old is not None and not same and old.status == OK and old.sha256
                 and old.content_id in complete):
             plan.expect[item.path] = old.sha256
-    roots = [os.path.abspath(r) for r in roots]
+    plan.unavailable = [r for r in roots if r in missing or (
+        r not in found and any(under(p, [r]) for p in known))]
     blind = [p.path for p in plan.problems]  # folders we could not look into this time
+    if not prune:
+        blind += plan.unavailable
     plan.deleted = sorted(p for p in known if p not in seen and under(p, roots) and not under(p, blind))
     plan.lacking = sorted(p for p, k in known.items() if p not in seen and not under(p, roots)
                           and k.status == OK and k.content_id not in complete)

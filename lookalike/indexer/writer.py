@@ -81,6 +81,7 @@ class LibraryWriter:
         self._save_every_s = save_every_s
         self._last_save = time.monotonic()
         self._save_cost = 0.0
+        self.created: set[str] = set()  # metrics this writer added to the library
         for config in configs:
             self.rows[config.name] = self._ensure_metric(config, factory, rebuild)
         for name in self.rows:
@@ -112,6 +113,7 @@ class LibraryWriter:
                 row = MetricIndex(name=config.name, dim=config.dim, distance=config.distance,
                                   provenance=prov, factory=None, factory_override=override, vector_count=0)
                 s.add(row)
+                self.created.add(config.name)
             else:
                 if config_key(row.provenance.get("config", {})) != config_key(prov["config"]):
                     if not rebuild:
@@ -133,7 +135,7 @@ class LibraryWriter:
     def known_files(self) -> dict[str, KnownFile]:
         with self.store.session() as s:
             rows = s.execute(select(Image.path, Image.size, Image.mtime_ns, Image.status,
-                                    Image.content_id, Image.sha256))
+                                    Image.content_id, Image.sha256, Image.error))
             return {r[0]: KnownFile(*r) for r in rows}
 
     def complete_contents(self) -> set[int]:
@@ -253,6 +255,24 @@ class LibraryWriter:
         self._remove_from_indexes(dropped)
         return dropped
 
+    def forget_empty_new_metrics(self) -> list[str]:
+        """Remove the metrics this writer added that still hold no vector (a run that failed, e.g.
+        on missing weights, leaves no empty metric behind); returns their names."""
+        gone = []
+        with self.store.transaction() as s:
+            for name in sorted(self.created):
+                mid = self.rows[name].id
+                if s.scalar(select(Vector.content_id).where(Vector.metric_id == mid).limit(1)) is None:
+                    s.execute(delete(MetricIndex).where(MetricIndex.id == mid))
+                    gone.append(name)
+        for name in gone:
+            self.library.index_path(name).unlink(missing_ok=True)
+            self.rows.pop(name, None)
+            self.indexes.pop(name, None)
+            self._dirty.discard(name)
+            self.created.discard(name)
+        return gone
+
     def _images_by_path(self, s: Any, paths: list[str]) -> dict[str, Image]:
         out: dict[str, Image] = {}
         for part in chunks(paths):
@@ -283,10 +303,16 @@ class LibraryWriter:
                 self._dirty.add(name)
                 self._stale.add(name)
 
-    def touch_roots(self, roots: Iterable[str]) -> None:
+    def touch_roots(self, roots: Iterable[str], forget: Iterable[str] = ()) -> None:
+        """Record ``roots`` as indexed now; ``forget``: roots to drop (pruned, missing ones)."""
         now = dt.datetime.now(dt.timezone.utc)
+        forget = set(forget)
         with self.store.transaction() as s:
+            if forget:
+                s.execute(delete(Root).where(Root.path.in_(sorted(forget))))
             for path in roots:
+                if path in forget:
+                    continue
                 root = s.scalar(select(Root).where(Root.path == path))
                 if root is None:
                     s.add(Root(path=path, indexed_at=now))
