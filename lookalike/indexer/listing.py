@@ -7,12 +7,13 @@ visited once: a symlink loop, an unreadable folder or a broken link is yielded a
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from lookalike.files import is_image_name
+from lookalike.files import PATH_TOO_LONG, is_image_name, too_long
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,10 @@ def _walk_dir(top: str, top_stat: os.stat_result, seen_dirs: set[tuple[int, int]
                     continue
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
-                if entry.is_symlink():
+                if exc.errno == errno.ENAMETOOLONG or too_long(entry.path):
+                    yield ListingProblem(entry.path, PATH_TOO_LONG, f"over {len(os.fsencode(entry.path))} "
+                                         "bytes; no system call accepts it")
+                elif entry.is_symlink():
                     reason = SYMLINK_LOOP if exc.errno == 40 else BROKEN_LINK  # 40: ELOOP
                     if is_image_name(entry.name) or reason == SYMLINK_LOOP:
                         yield ListingProblem(entry.path, reason, exc.strerror or str(exc))

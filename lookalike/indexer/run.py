@@ -21,6 +21,7 @@ from lookalike.embed.config import MetricConfig
 from lookalike.embed.pipeline import Prepared, batched, prepare_files
 from lookalike.embed.registry import get_config
 from lookalike.errors import UnknownMetricError
+from lookalike.files import PATH_TOO_LONG, display_path
 from lookalike.indexer.library import Library
 from lookalike.indexer.listing import FileEntry, walk
 from lookalike.indexer.lock import WriterLock
@@ -129,9 +130,10 @@ def _index(library: Library, writer: LibraryWriter, roots: Sequence[str | os.Pat
                     "" if opts.prune else "; run with --prune to forget them")
     report.deleted = writer.delete_paths(plan.deleted)
     for problem in plan.problems:
-        log.warning("skipped %s: %s", problem.path, problem.reason)
-        writer.add(FileResult(problem.path, None, None, SKIPPED, error=problem.reason,
-                              detail=problem.detail))
+        log.warning("skipped %s: %s", display_path(problem.path), problem.reason)
+        if problem.reason != PATH_TOO_LONG:  # reported each run; too long for a path column
+            writer.add(FileResult(problem.path, None, None, SKIPPED, error=problem.reason,
+                                  detail=problem.detail))
         report.skipped += 1
         report.failures.append({"path": problem.path, "status": SKIPPED, "reason": problem.reason})
     writer.flush()
