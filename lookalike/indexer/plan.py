@@ -60,6 +60,19 @@ def under(path: str, roots: Iterable[str]) -> bool:
     return False
 
 
+def roots_of(path: str, roots: set[str]) -> list[str]:
+    """The members of ``roots`` that are ``path`` or one of its parent folders (depth, not
+    ``len(roots)``, bounds the work)."""
+    out = []
+    while True:
+        if path in roots:
+            out.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            return out
+        path = parent
+
+
 #: Failure reasons retried on every run even when the file looks unchanged (permissions can be
 #: fixed without touching size or mtime).
 RETRY_REASONS = frozenset({"permission denied"})
@@ -77,6 +90,7 @@ def make_plan(listing: Iterable[FileEntry | ListingProblem], known: Mapping[str,
     """
     plan = Plan()
     roots = [os.path.abspath(r) for r in roots]
+    rootset = set(roots)
     seen: set[str] = set()
     found: set[str] = set()  # roots under which the listing found something (files or problems)
     missing: set[str] = set()
@@ -85,7 +99,7 @@ def make_plan(listing: Iterable[FileEntry | ListingProblem], known: Mapping[str,
             missing.add(item.path)  # a root that is not there is not a file to record
             continue
         seen.add(item.path)
-        found.update(r for r in roots if under(item.path, [r]))
+        found.update(roots_of(item.path, rootset))
         if isinstance(item, ListingProblem):
             plan.problems.append(item)
             continue
@@ -100,8 +114,8 @@ def make_plan(listing: Iterable[FileEntry | ListingProblem], known: Mapping[str,
         if (old is not None and not same and old.status == OK and old.sha256
                 and old.content_id in complete):
             plan.expect[item.path] = old.sha256
-    plan.unavailable = [r for r in roots if r in missing or (
-        r not in found and any(under(p, [r]) for p in known))]
+    holding = {r for p in known for r in roots_of(p, rootset)}  # roots the library has files under
+    plan.unavailable = [r for r in roots if r in missing or (r not in found and r in holding)]
     blind = [p.path for p in plan.problems]  # folders we could not look into this time
     if not prune:
         blind += plan.unavailable
