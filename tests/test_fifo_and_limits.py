@@ -11,7 +11,13 @@ import zlib
 import pytest
 
 from lookalike.embed.config import Preprocess
-from lookalike.embed.images import MAX_PIXELS, NotRegularFileError, load_image, read_file
+from lookalike.embed.images import (
+    MAX_PIXELS,
+    NotRegularFileError,
+    ReadTimeoutError,
+    load_image,
+    read_file,
+)
 from lookalike.embed.pipeline import prepare_files
 from lookalike.errors import DecompressionBombError, TruncatedImageError
 from tests.conftest import ROOT
@@ -36,6 +42,12 @@ def test_a_fifo_is_refused_at_once(fifo, photos, tmp_path):
     got = list(prepare_files([str(fifo)], [Preprocess(size=32)], workers=0))
     assert got[0].error.reason == "not a regular file"
     assert time.monotonic() - start < 10
+
+
+def test_read_budget(photos):
+    assert read_file(photos[0]) == photos[0].read_bytes()
+    with pytest.raises(ReadTimeoutError):
+        read_file(photos[0], budget_s=0.0)
 
 
 def test_index_and_embed_given_a_fifo_do_not_hang(cli, fifo, photos, tmp_path):

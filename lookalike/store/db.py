@@ -111,7 +111,7 @@ def make_engine(url: str, immediate: bool = False, reader: bool = False) -> Engi
         if reader:
             options = {"creator": _sqlite_reader(url)}
         engine = create_engine(url, **options)
-    except ArgumentError as exc:
+    except ArgumentError:
         raise BadDatabaseUrlError(f"not a database URL: {url!r} (expected e.g. "
                                   "postgresql+psycopg://user@host/dbname or sqlite:///path)") from None
     except ImportError as exc:
