@@ -137,7 +137,8 @@ def _index(library: Library, writer: LibraryWriter, roots: Sequence[str | os.Pat
         report.skipped += 1
         report.failures.append({"path": problem.path, "status": SKIPPED, "reason": problem.reason})
     writer.flush()
-    if plan.todo:
+    report.interrupted = stop.signal  # a signal while listing: commit that much, embed nothing
+    if plan.todo and not stop.signal:
         log.info("indexing %d of %d file(s) (%d unchanged) into %s", len(plan.todo), plan.listed,
                  plan.unchanged, library.path)
         embedder = embedder or Embedder(configs, opts.device)
