@@ -41,14 +41,16 @@ def test_embed_json_and_out(cli, photos, tmp_path):
     vecs = np.load(out)
     assert vecs.shape == (2, 32)
     assert np.allclose(vecs[0], lines[0]["vector"], atol=1e-6)
-    assert (tmp_path / "v.paths.txt").read_text().splitlines() == [str(photos[0]), str(photos[1])]
+    from lookalike.cli.embed_cmd import read_paths
+
+    assert read_paths(tmp_path / "v.paths.jsonl") == [str(photos[0]), str(photos[1])]
 
 
 def test_embed_folder_with_bad_file_reports_it(cli, photos, tmp_path):
     (tmp_path / "broken.jpg").write_text("not a jpeg")
     (tmp_path / "ok.jpg").write_bytes(photos[0].read_bytes())
     proc = cli("embed", str(tmp_path), "-m", "tiny-vit", "--json")
-    assert proc.returncode == 0
+    assert proc.returncode == 1  # some files failed
     rows = [json.loads(x) for x in proc.stdout.splitlines()]
     assert {r["path"].rsplit("/", 1)[1]: ("error" in r) for r in rows} == {"ok.jpg": False, "broken.jpg": True}
 

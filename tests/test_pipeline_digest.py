@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import os
 
 import numpy as np
 
@@ -15,16 +16,23 @@ PRE = Preprocess(size=32, resize="squash", interpolation="bilinear")
 
 def test_digest_reads_once_and_matches_plain_decode(photos, monkeypatch):
     opened: list[str] = []
-    real_open = builtins.open
+    real_open, real_os_open = builtins.open, os.open
 
     def counting_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
         if str(file) == str(photos[0]):
             opened.append(str(file))
         return real_open(file, *args, **kwargs)
 
+    def counting_os_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(file) == str(photos[0]):
+            opened.append(str(file))
+        return real_os_open(file, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(os, "open", counting_os_open)
     got = prepare_file(str(photos[0]), [PRE], digest=True)
     monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.setattr(os, "open", real_os_open)
     assert len(opened) == 1
     data = photos[0].read_bytes()
     assert got.sha256 == hashlib.sha256(data).hexdigest() and got.size == len(data)

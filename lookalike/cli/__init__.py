@@ -1,6 +1,9 @@
 """The ``lookalike`` command line. Each subcommand is a module here with ``register(subparsers)``.
 
-Exit codes: 0 ok, 1 failure, 2 usage error or missing weights.
+Exit codes: 0 ok, 1 failure, 2 usage error or missing weights, 130 interrupted. Every failure is one
+line on stderr: expected ones (:class:`~lookalike.errors.LookalikeError`, file-system and database
+errors, disk full, unreadable pickles) say what went wrong; anything else is reported as an
+internal error. ``-v`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -53,17 +56,51 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger("lookalike.embed.metric").setLevel(logging.ERROR)
 
 
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """The one line and exit code the CLI reports for ``exc``."""
+    import errno
+    import pickle
+
+    if isinstance(exc, LookalikeError):
+        return f"error: {exc}", exc.exit_code
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"error: disk full{where} ({exc.strerror or exc}); free some space and run again", 1
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"error: {exc.strerror or exc}{where}", 1
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # only when sqlalchemy was imported at all
+    if sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError):
+        from lookalike.store.db import describe_db_error
+
+        text = describe_db_error(exc)
+        if "full" in text.lower():
+            return f"error: disk full: {text}; free some space and run again", 1
+        return f"error: {text}", 1
+    if isinstance(exc, pickle.UnpicklingError):
+        return f"error: a file could not be unpickled (not a valid checkpoint?): {exc}", 1
+    if isinstance(exc, MemoryError):
+        return "error: out of memory", 1
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    verbose = getattr(args, "verbose", 0)
+    setup_logging(verbose, getattr(args, "quiet", False))
+    for stream in (sys.stdout, sys.stderr):  # undecodable file names print escaped, never crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return int(args.func(args) or 0)
-    except LookalikeError as exc:
-        log.error("error: %s", exc)
-        return exc.exit_code
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line (+ traceback with -v)
+        message, code = describe_failure(exc)
+        log.error("%s", message, exc_info=exc if verbose else None)
+        return code

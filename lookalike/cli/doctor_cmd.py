@@ -17,6 +17,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     add_library(p)
     p.add_argument("--repair", action="store_true",
                    help="fix what was found: reconcile indexes, drop orphans, re-embed files")
+    p.add_argument("--prune", action="store_true",
+                   help="with --repair: also forget the files of roots that are missing or empty "
+                        "(by default they are kept: an unmounted drive is not a deletion)")
     p.add_argument("--wait", action="store_true", help="wait for a running writer instead of failing")
     p.add_argument("--workers", type=int, default=None, help="decoding processes for re-embedding")
     add_device(p)
@@ -25,13 +28,15 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lookalike.files import display_path
     from lookalike.indexer.doctor import diagnose, repair
     from lookalike.indexer.library import Library
 
     with Library.open(args.library, db_url=args.db, writable=args.repair) as lib:
-        before = diagnose(lib)
+        before = diagnose(lib, prune=args.prune)
         if args.repair and before:
-            done = repair(lib, wait=args.wait, workers=args.workers, device=args.device)
+            done = repair(lib, wait=args.wait, workers=args.workers, device=args.device,
+                          prune=args.prune)
             after = diagnose(lib)
         else:
             done, after = [], before
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for f in before:
             where = f" [{f.metric}]" if f.metric else ""
-            ex = f": {', '.join(map(str, f.examples[:3]))}" if f.examples else ""
+            ex = f": {', '.join(display_path(str(e)) for e in f.examples[:3])}" if f.examples else ""
             print(f"{f.kind}{where}: {f.count} {f.message}{ex}")
         for line in done:
             print(f"repaired: {line}")

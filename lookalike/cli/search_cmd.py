@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from lookalike.cli.common import add_device, add_json, add_library, emit_json, new_command
+from lookalike.cli.common import add_device, add_json, add_library, emit_json, new_command, positive_int
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -14,7 +14,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                     description="Nearest neighbours of each query image under each metric, side by side.\n"
                                 "Queries: image files, folders, or indexed images by path or #ID.")
     p.add_argument("queries", nargs="+", metavar="IMG|DIR|#ID")
-    p.add_argument("-k", type=int, default=10, help="neighbours per metric (default 10)")
+    p.add_argument("-k", type=positive_int, default=10, help="neighbours per metric (default 10)")
     p.add_argument("-m", "--metric", action="append", help="metric (repeatable; default: all indexed)")
     p.add_argument("--exclude-self", action="store_true",
                    help="drop the query file from its own hits (identical copies at other paths stay)")

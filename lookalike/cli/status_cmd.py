@@ -18,6 +18,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lookalike.files import display_path
     from lookalike.indexer.library import Library
     from lookalike.indexer.status import library_status
 
@@ -31,15 +32,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"files    {f['total']}: {f['ok']} ok, {f['failed']} failed, {f['skipped']} skipped; "
           f"{st['contents']} distinct contents")
     for root in st["roots"]:
-        print(f"root     {root['path']}  (indexed {root['indexed_at']})")
+        print(f"root     {display_path(root['path'])}  (indexed {root['indexed_at']})")
     for m in st["metrics"]:
+        todo = m["images_not_embedded"]
+        cover = f"; {todo} image(s) not yet embedded (run `lookalike index`)" if todo else ""
         print(f"metric   {m['name']}: {m['vectors']} vectors, {m['dim']}-d {m['distance']}, "
-              f"index {m['factory'] or '-'} ({m['saved_index_vectors']} saved)")
+              f"index {m['factory'] or '-'} ({m['saved_index_vectors']} saved), "
+              f"{m['coverage']:.0%} of images{cover}")
     if st["reasons"]:
         print("problems " + ", ".join(f"{n} {r}" for r, n in sorted(st["reasons"].items())))
         shown = st["problems"] if args.all else st["problems"][:20]
         for p in shown:
-            print(f"  {p['status']:8} {p['reason']:28} {p['path']}")
+            print(f"  {p['status']:8} {p['reason']:28} {display_path(p['path'])}")
         if len(shown) < len(st["problems"]):
             print(f"  ... {len(st['problems']) - len(shown)} more (--all)")
     return 0

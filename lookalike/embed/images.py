@@ -3,14 +3,19 @@
 ``load_image(path)`` returns an 8-bit RGB ``PIL.Image`` with EXIF orientation applied, the first
 frame of animated images, transparency composited on white, and 16-bit / CMYK / palette images
 converted correctly. Anything that cannot be read raises a typed :class:`ImageLoadError`.
+
+Files are read with :func:`read_file`: opened ``O_NONBLOCK`` and checked with ``fstat`` before a
+byte is read, so a FIFO, socket or device (given by name, or swapped in after a folder was listed)
+is refused at once instead of blocking forever; reading gives up after :data:`READ_BUDGET_S`.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
+import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,8 +29,56 @@ from lookalike.errors import (
     UnsupportedImageError,
 )
 
-#: Largest image (in pixels) we agree to decode: 16k x 16k. Larger headers are refused unread.
-MAX_PIXELS = 16384 * 16384
+#: Largest image (in pixels) we agree to decode, checked from the header before decoding: PIL's
+#: own default (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485 pixels, about 9459 x 9459; 0.27 GB of
+#: RGB). PIL refuses larger images by itself, so ``max_pixels`` can lower the limit, not raise it.
+MAX_PIXELS = 89_478_485
+#: Seconds one file may take to read (checked between reads of :data:`READ_CHUNK` bytes).
+READ_BUDGET_S = 60.0
+READ_CHUNK = 1 << 20
+
+
+class NotRegularFileError(ImageLoadError):
+    reason = "not a regular file"
+
+
+class AccessDeniedError(ImageLoadError):
+    """The file may not be read (permissions). The indexer retries such files on every run."""
+
+    reason = "permission denied"
+
+
+class ReadTimeoutError(ImageLoadError):
+    reason = "read timed out"
+
+
+def read_file(path: str | os.PathLike[str], budget_s: float = READ_BUDGET_S) -> bytes:
+    """The bytes of the regular file ``path``; never blocks on a FIFO or device (typed errors)."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError as exc:
+        raise AccessDeniedError(name, exc.strerror or str(exc)) from exc
+    except OSError as exc:
+        raise ImageLoadError(name, exc.strerror or str(exc)) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("FIFO" if stat.S_ISFIFO(mode) else "folder" if stat.S_ISDIR(mode)
+                    else "socket" if stat.S_ISSOCK(mode) else "device")
+            raise NotRegularFileError(name, kind)
+        start, parts = time.monotonic(), []
+        while chunk := os.read(fd, READ_CHUNK):
+            parts.append(chunk)
+            if time.monotonic() - start > budget_s:
+                raise ReadTimeoutError(name, f"still reading after {budget_s:g} s")
+        return b"".join(parts)
+    except PermissionError as exc:
+        raise AccessDeniedError(name, exc.strerror or str(exc)) from exc
+    except OSError as exc:
+        raise ImageLoadError(name, exc.strerror or str(exc)) from exc
+    finally:
+        os.close(fd)
 
 _HEIF_READY: bool | None = None
 
@@ -74,16 +127,11 @@ def load_image(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIX
     least this large (a large speed-up for thumbnails-sized network inputs).
     """
     _register_heif()
-    name = "<bytes>" if isinstance(source, bytes) else str(source)
-    if not isinstance(source, bytes):
-        try:
-            if os.path.getsize(source) == 0:
-                raise EmptyFileError(name)
-        except OSError as exc:
-            raise ImageLoadError(name, exc.strerror or str(exc)) from exc
-    elif not source:
+    name = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
+    data = source if isinstance(source, bytes) else read_file(source)
+    if not data:
         raise EmptyFileError(name)
-    fp = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
+    fp = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

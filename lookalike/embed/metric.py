@@ -108,21 +108,29 @@ class Metric:
 
     def embed_paths(self, paths: Sequence[str | os.PathLike[str]], batch_size: int = 32,
                     workers: int | None = None, progress: bool = True) -> EmbedResult:
-        """Embed files, decoding in worker processes; bad files are reported, never fatal."""
+        """Embed files, decoding in worker processes; bad files are reported, never fatal.
+
+        Identical contents (same sha256) are embedded once and share their vector.
+        """
         pre = self.config.preprocess
         ok_paths: list[str] = []
         failures: list[tuple[str, str]] = []
         vectors: list[np.ndarray] = []
+        by_sha: dict[str, np.ndarray] = {}
         with progress_bar(len(paths), f"embed {self.name}", enabled=progress) as bar:
-            for chunk in batched(prepare_files(paths, [pre], workers=workers,
+            for chunk in batched(prepare_files(paths, [pre], workers=workers, digest=True,
                                                     gpu=self.device.type == "cuda"), batch_size):
                 good = [p for p in chunk if p.arrays is not None]
                 for p in chunk:
                     if p.error is not None:
                         failures.append((p.path, str(p.error)))
                         log.warning("skipped %s", p.error)
+                new = {p.sha256 or p.path: p.arrays[pre.key] for p in good  # type: ignore[index]
+                       if (p.sha256 or p.path) not in by_sha}
+                if new:
+                    by_sha.update(zip(new, self.embed_arrays(np.stack(list(new.values())))))
                 if good:
-                    vectors.append(self.embed_arrays(np.stack([p.arrays[pre.key] for p in good])))
+                    vectors.append(np.stack([by_sha[p.sha256 or p.path] for p in good]))
                     ok_paths.extend(p.path for p in good)
                 bar.update(len(chunk))
         vecs = np.concatenate(vectors) if vectors else np.zeros((0, self.dim), np.float32)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from lookalike.embed.config import Preprocess
-from lookalike.embed.images import image_info, load_image
+from lookalike.embed.images import image_info, load_image, read_file
 from lookalike.embed.preprocess import draft_size, prepare
 from lookalike.errors import EmptyFileError, ImageLoadError
 
@@ -57,11 +57,7 @@ def prepare_file(path: str, pres: Sequence[Preprocess], draft: bool = True, dige
     sha: str | None = None
     try:
         if digest:
-            try:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-            except OSError as exc:
-                raise ImageLoadError(path, exc.strerror or str(exc)) from exc
+            data = read_file(path)  # regular files only: a FIFO never blocks the pipeline
             sha = hashlib.sha256(data).hexdigest()
             if sha == expect_sha256:
                 return Prepared(path, sha256=sha, size=len(data), unchanged=True)
@@ -83,7 +79,10 @@ def prepare_file(path: str, pres: Sequence[Preprocess], draft: bool = True, dige
 
 
 def _worker_init() -> None:
+    import signal
+
     os.environ["OMP_NUM_THREADS"] = "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it commits)
 
 
 def _job(args: tuple[str, tuple[Preprocess, ...], bool, bool, str | None]) -> Prepared:

@@ -3,9 +3,11 @@
 Checks: the SQLite file's integrity; for each metric, that its FAISS file loads, has the right
 dimension and holds exactly the ids of the committed database vectors; that every stored vector
 has the right size; that no content is left without a file (orphan); that every readable file
-has a vector under every metric; that indexed files still exist.
+has a vector under every metric; that indexed files still exist (files under a root that is
+missing or empty, e.g. an unmounted drive, are reported as ``root-unavailable`` and kept).
 
-Repairs: orphans are dropped, vanished files forgotten, bad vectors deleted and their files
+Repairs: orphans are dropped, vanished files forgotten (those of unavailable roots only with
+``prune``), bad vectors deleted and their files
 re-embedded, files lacking a vector re-embedded, FAISS files reconciled with the database (extra
 ids dropped, missing vectors added, unreadable files rebuilt) and saved.
 """
@@ -24,7 +26,8 @@ from lookalike.embed.config import MetricConfig
 from lookalike.indexer.library import Library
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.vectors import VectorIndex
-from lookalike.store.models import OK, SKIPPED, Content, Image, MetricIndex, Vector
+from lookalike.indexer.plan import under
+from lookalike.store.models import OK, SKIPPED, Content, Image, MetricIndex, Root, Vector
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +49,37 @@ class Finding:
         return asdict(self)
 
 
-def diagnose(lib: Library) -> list[Finding]:
+def unavailable_roots(lib: Library) -> list[str]:
+    """Roots that are missing or hold nothing at all (an unmounted drive's empty mount point)."""
+    with lib.store.session() as s:
+        roots = list(s.scalars(select(Root.path).order_by(Root.path)))
+    return [r for r in roots if not os.path.lexists(r) or _empty_folder(r)]
+
+
+def _empty_folder(path: str) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return next(it, None) is None
+    except OSError:  # not a folder, or unreadable: not "empty"
+        return False
+
+
+def vanished_files(lib: Library, prune: bool = False) -> tuple[list[str], list[str]]:
+    """Indexed paths that no longer exist: ``(gone, kept)``; ``kept`` are those under an
+    unavailable root (all of them count as gone with ``prune``)."""
+    blind = [] if prune else unavailable_roots(lib)
+    with lib.store.session() as s:
+        paths = [p for p in s.scalars(select(Image.path).where(Image.status != SKIPPED).order_by(Image.path))
+                 if not os.path.lexists(p)]
+    kept = [p for p in paths if under(p, blind)]
+    return [p for p in paths if not under(p, blind)], kept
+
+
+def diagnose(lib: Library, prune: bool = False) -> list[Finding]:
     """Every inconsistency found, without changing anything."""
     out: list[Finding] = []
+    gone, kept = vanished_files(lib, prune)  # before the session below (writers' sessions lock)
+    blind = unavailable_roots(lib) if kept else []
     if lib.store.dialect == "sqlite":
         with lib.store.engine.connect() as conn:
             result = [r[0] for r in conn.execute(text("PRAGMA quick_check"))]
@@ -67,11 +98,14 @@ def diagnose(lib: Library) -> list[Finding]:
         if orphans:
             out.append(Finding("orphan-contents", "contents no file refers to", len(orphans),
                                examples=orphans[:EXAMPLES]))
-        paths = list(s.scalars(select(Image.path).where(Image.status != SKIPPED)))
-        gone = [p for p in paths if not os.path.lexists(p)]
         if gone:
             out.append(Finding("missing-files", "indexed files that no longer exist", len(gone),
                                examples=gone[:EXAMPLES]))
+        if kept:
+            out.append(Finding("root-unavailable", "files under a root that is missing or empty "
+                               "(unmounted drive?), kept; `doctor --repair --prune` forgets them",
+                               len(kept), examples=[r for r in blind if any(under(p, [r]) for p in kept)],
+                               repairable=False))
         for row in rows:
             bad = list(s.scalars(select(Vector.content_id).where(
                 Vector.metric_id == row.id, func.length(Vector.data) != 4 * row.dim)))
@@ -120,7 +154,7 @@ def _check_index(lib: Library, row: MetricIndex) -> list[Finding]:
 
 
 def repair(lib: Library, wait: bool = False, workers: int | None = None,
-           device: str | None = None) -> list[str]:
+           device: str | None = None, prune: bool = False) -> list[str]:
     """Fix everything :func:`diagnose` can fix; returns what was done (one line each)."""
     from lookalike.indexer.run import IndexOptions, index_library
     from lookalike.indexer.writer import LibraryWriter
@@ -141,9 +175,10 @@ def repair(lib: Library, wait: bool = False, workers: int | None = None,
             if r.changed:
                 done.append(f"index {r.metric}: {r.added} vector(s) added, {r.removed} removed"
                             + (f", rebuilt ({r.rebuilt})" if r.rebuilt else ""))
-        with lib.store.session() as s:
-            paths = [p for p in s.scalars(select(Image.path).where(Image.status != SKIPPED))
-                     if not os.path.lexists(p)]
+        paths, kept = vanished_files(lib, prune)
+        if kept:
+            log.warning("kept %d file(s) under missing or empty roots (run with --prune to forget "
+                        "them)", len(kept))
         if paths:
             done.append(f"forgot {writer.delete_paths(paths)} vanished file(s)")
         dropped = writer.drop_orphan_contents()

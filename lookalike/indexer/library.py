@@ -118,31 +118,56 @@ class Library:
 
         ``db_url``: a SQLAlchemy URL (``postgresql+psycopg://user@host/db``) to use instead of the
         folder's SQLite file; it is remembered in ``library.json``, so later opens need not repeat
-        it. ``create``: make the library when it does not exist (else :class:`LibraryNotFoundError`).
-        An older database schema is upgraded on open. ``writable`` is for writers (indexer, doctor).
+        it once a connection to it has worked. ``create``: make the library when it does not exist
+        (else :class:`LibraryNotFoundError`). ``writable`` is for writers (indexer, doctor); writers
+        upgrade an older schema, readers never write anything (an older schema raises
+        :class:`~lookalike.store.db.LibraryNeedsUpgradeError`).
         """
         folder = Path(path) if path is not None else default_library_path()
         folder = folder.expanduser().absolute()
         config_path = folder / CONFIG_NAME
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{folder} is a file, not a library folder (--library names a folder)")
         if config_path.is_file():
-            config = json.loads(config_path.read_text())
+            try:
+                config = json.loads(config_path.read_text())
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"cannot read {config_path}: {exc}") from None
+            if not isinstance(config, dict):
+                raise UsageError(f"{config_path} is not a lookalike library file")
         elif create:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "indexes").mkdir(exist_ok=True)
             config = {"format": FORMAT, "db_url": None}
         else:
             raise LibraryNotFoundError(
                 f"no lookalike library at {folder} (create one with `lookalike index DIR --library "
                 f"{folder}`, or set {LIBRARY_ENV})")
-        if db_url and db_url != config.get("db_url"):
-            if config.get("db_url"):
-                log.warning("library %s now uses database %s (was %s)", folder, db_url, config["db_url"])
-            config["db_url"] = db_url
-        if not config_path.is_file() or db_url:
-            atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode())
-        (folder / "indexes").mkdir(exist_ok=True)
-        url = config.get("db_url") or sqlite_url(folder / DB_NAME)
-        return cls(folder, open_store(url, immediate=writable), writable=writable)
+        new_url = bool(db_url and db_url != config.get("db_url"))
+        if new_url and config.get("db_url"):
+            log.warning("library %s now uses database %s (was %s)", folder, db_url, config["db_url"])
+        url = (db_url if new_url else config.get("db_url")) or sqlite_url(folder / DB_NAME)
+        made = not folder.exists()
+        if create or writable:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "indexes").mkdir(exist_ok=True)
+        # Readers never write; a URL is remembered only once a connection to it has worked.
+        try:
+            store = open_store(url, immediate=writable, reader=not (create or writable))
+        except BaseException:
+            if made:  # leave no half-made library behind (e.g. a --db typo on the first run)
+                for p in (folder / "indexes", folder):
+                    try:
+                        p.rmdir()
+                    except OSError:
+                        break
+            raise
+        if (create or writable) and (new_url or not config_path.is_file()):
+            config["db_url"] = db_url if new_url else config.get("db_url")
+            try:
+                atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode())
+            except BaseException:
+                store.close()
+                raise
+        return cls(folder, store, writable=writable)
 
     @property
     def db_url(self) -> str:

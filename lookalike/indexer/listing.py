@@ -7,12 +7,13 @@ visited once: a symlink loop, an unreadable folder or a broken link is yielded a
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from lookalike.files import is_image_name
+from lookalike.files import PATH_TOO_LONG, is_image_name, too_long
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ UNREADABLE_FOLDER = "unreadable folder"
 BROKEN_LINK = "broken link"
 UNREADABLE_FILE = "unreadable file"
 DUPLICATE_FOLDER = "folder linked twice"
+NOT_REGULAR = "not a regular file"
 
 
 def walk(roots: Iterable[str | os.PathLike[str]]) -> Iterator[FileEntry | ListingProblem]:
@@ -54,6 +56,8 @@ def walk(roots: Iterable[str | os.PathLike[str]]) -> Iterator[FileEntry | Listin
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(top, st, seen_dirs, seen_files)
+        elif not stat.S_ISREG(st.st_mode):  # a FIFO or device given by name: never opened
+            yield ListingProblem(top, NOT_REGULAR, "FIFO" if stat.S_ISFIFO(st.st_mode) else "device")
         elif top not in seen_files:
             seen_files.add(top)
             yield FileEntry(top, st.st_size, st.st_mtime_ns)
@@ -90,7 +94,10 @@ def _walk_dir(top: str, top_stat: os.stat_result, seen_dirs: set[tuple[int, int]
                     continue
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
-                if entry.is_symlink():
+                if exc.errno == errno.ENAMETOOLONG or too_long(entry.path):
+                    yield ListingProblem(entry.path, PATH_TOO_LONG, f"over {len(os.fsencode(entry.path))} "
+                                         "bytes; no system call accepts it")
+                elif entry.is_symlink():
                     reason = SYMLINK_LOOP if exc.errno == 40 else BROKEN_LINK  # 40: ELOOP
                     if is_image_name(entry.name) or reason == SYMLINK_LOOP:
                         yield ListingProblem(entry.path, reason, exc.strerror or str(exc))

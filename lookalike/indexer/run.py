@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +21,7 @@ from lookalike.embed.config import MetricConfig
 from lookalike.embed.pipeline import Prepared, batched, prepare_files
 from lookalike.embed.registry import get_config
 from lookalike.errors import UnknownMetricError
+from lookalike.files import PATH_TOO_LONG, display_path
 from lookalike.indexer.library import Library
 from lookalike.indexer.listing import FileEntry, walk
 from lookalike.indexer.lock import WriterLock
@@ -38,6 +41,7 @@ class IndexOptions:
     metrics: Sequence[str] = (DEFAULT_METRIC,)
     batch_size: int = 32
     commit_every: int = 256
+    commit_every_s: float = 10.0  # also commit when this long has passed since the last commit
     workers: int | None = None
     device: str | None = None
     factory: str | None = None
@@ -46,6 +50,8 @@ class IndexOptions:
     progress: bool = True
     save_every_s: float = 60.0
     remember_roots: bool = True  # record the roots so that `index` without DIR re-indexes them
+    prune: bool = False  # forget the files of roots that are missing or empty (else: unavailable)
+    retry_failed: bool = False  # re-read every failed file (access errors are always retried)
 
 
 @dataclass
@@ -66,6 +72,8 @@ class IndexReport:
     vectors: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)  # roots missing or empty: files kept
+    interrupted: str | None = None  # the signal that stopped the run after committing
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -83,51 +91,134 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
     configs stored with the library).
     Takes the library's writer lock (:class:`~lookalike.indexer.lock.LibraryBusyError` if another
     writer holds it, unless ``options.wait``). Safe to kill at any moment: the next run resumes.
+    Results are committed every ``commit_every`` files or ``commit_every_s`` seconds, whichever
+    comes first; SIGINT/SIGTERM (once) stop the run after committing what is done
+    (``report.interrupted``); a second signal stops at once. A root that is missing or suddenly
+    empty (an unmounted drive) is reported in ``report.unavailable`` and its files are kept,
+    unless ``options.prune``.
     """
     opts = options or IndexOptions()
     start = time.monotonic()
-    configs = list(configs) if configs else [resolve_config(library, m) for m in dict.fromkeys(opts.metrics)]
-    with WriterLock(library.path, wait=opts.wait):
+    names = run_metrics(library, opts.metrics)
+    configs = list(configs) if configs else [resolve_config(library, m) for m in names]
+    with WriterLock(library.path, wait=opts.wait), StopSignals() as stop:
         writer = LibraryWriter(library, configs, factory=opts.factory, rebuild=opts.rebuild,
                                save_every_s=opts.save_every_s)
-        top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
-        report = IndexReport(str(library.path), top, [c.name for c in configs])
-        plan = make_plan(walk(top), writer.known_files(), top, writer.complete_contents())
-        report.listed, report.unchanged = plan.listed, plan.unchanged
-        report.deleted = writer.delete_paths(plan.deleted)
-        for problem in plan.problems:
-            log.warning("skipped %s: %s", problem.path, problem.reason)
-            writer.add(FileResult(problem.path, None, None, SKIPPED, error=problem.reason,
-                                  detail=problem.detail))
-            report.skipped += 1
-            report.failures.append({"path": problem.path, "status": SKIPPED, "reason": problem.reason})
-        writer.flush()
-        if plan.todo:
-            log.info("indexing %d of %d file(s) (%d unchanged) into %s", len(plan.todo), plan.listed,
-                     plan.unchanged, library.path)
-            embedder = embedder or Embedder(configs, opts.device)
-            with progress_bar(len(plan.todo), "index", enabled=opts.progress) as bar:
-                for result in embed_results(plan.todo, plan.expect, writer, embedder, opts):
-                    writer.add(result)
-                    report.read += 1
-                    if result.status == FAILED:
-                        report.failed += 1
-                        report.failures.append({"path": result.path, "status": FAILED,
-                                                "reason": result.error or "", "detail": result.detail or ""})
-                    elif not result.vectors:
-                        report.reused += 1
-                    for name in result.vectors:
-                        report.embedded[name] = report.embedded.get(name, 0) + 1
-                    if writer.pending >= opts.commit_every:
-                        writer.flush()
-                    bar.update(1)
-            writer.flush()
-        writer.save()
-        if opts.remember_roots:
-            writer.touch_roots(top)
-        report.vectors = {name: index.ntotal for name, index in writer.indexes.items()}
+        try:
+            report = _index(library, writer, roots, opts, embedder, configs, stop)
+        except BaseException:
+            _salvage(writer)
+            raise
     report.seconds = round(time.monotonic() - start, 3)
     return report
+
+
+def _index(library: Library, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
+           opts: IndexOptions, embedder: Embedder | None, configs: Sequence[MetricConfig],
+           stop: StopSignals) -> IndexReport:
+    top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
+    report = IndexReport(str(library.path), top, [c.name for c in configs])
+    plan = make_plan(walk(top), writer.known_files(), top, writer.complete_contents(),
+                     prune=opts.prune, retry_failed=opts.retry_failed)
+    # Files outside this run's roots that lack a metric's vector (a metric added by an earlier
+    # run on other folders): embedded now, so that every metric covers every root.
+    plan.todo += [e for e in walk(plan.lacking) if isinstance(e, FileEntry)]
+    report.listed, report.unchanged = plan.listed, plan.unchanged
+    report.unavailable = plan.unavailable
+    for root in plan.unavailable:
+        log.warning("root %s is missing or empty (unmounted drive?): its files are kept%s", root,
+                    "" if opts.prune else "; run with --prune to forget them")
+    report.deleted = writer.delete_paths(plan.deleted)
+    for problem in plan.problems:
+        log.warning("skipped %s: %s", display_path(problem.path), problem.reason)
+        if problem.reason != PATH_TOO_LONG:  # reported each run; too long for a path column
+            writer.add(FileResult(problem.path, None, None, SKIPPED, error=problem.reason,
+                                  detail=problem.detail))
+        report.skipped += 1
+        report.failures.append({"path": problem.path, "status": SKIPPED, "reason": problem.reason})
+    writer.flush()
+    report.interrupted = stop.signal  # a signal while listing: commit that much, embed nothing
+    if plan.todo and not stop.signal:
+        log.info("indexing %d of %d file(s) (%d unchanged) into %s", len(plan.todo), plan.listed,
+                 plan.unchanged, library.path)
+        embedder = embedder or Embedder(configs, opts.device)
+        last_commit = time.monotonic()
+        with progress_bar(len(plan.todo), "index", enabled=opts.progress) as bar:
+            for result in embed_results(plan.todo, plan.expect, writer, embedder, opts,
+                                        on_read=lambda _p: bar.update(1)):
+                writer.add(result)
+                report.read += 1
+                if result.status == FAILED:
+                    report.failed += 1
+                    report.failures.append({"path": result.path, "status": FAILED,
+                                            "reason": result.error or "", "detail": result.detail or ""})
+                elif not result.vectors:
+                    report.reused += 1
+                for name in result.vectors:
+                    report.embedded[name] = report.embedded.get(name, 0) + 1
+                if (writer.pending >= opts.commit_every
+                        or time.monotonic() - last_commit >= opts.commit_every_s):
+                    writer.flush()
+                    last_commit = time.monotonic()
+                if stop.signal:
+                    report.interrupted = stop.signal
+                    break
+        writer.flush()
+    if opts.remember_roots:  # before the final save: a failed save must not lose them
+        gone = [r for r in plan.unavailable if opts.prune and not os.path.lexists(r)]
+        writer.touch_roots(top, forget=gone)
+    writer.save()
+    report.vectors = {name: index.ntotal for name, index in writer.indexes.items()}
+    return report
+
+
+def _salvage(writer: LibraryWriter) -> None:
+    """After a failure: commit the finished results, drop metrics this run added but never filled."""
+    try:
+        writer.flush()
+    except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+        log.debug("could not commit the finished results: %s", exc)
+    try:
+        for name in writer.forget_empty_new_metrics():
+            log.info("removed metric %s: this run added it but embedded nothing", name)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("could not remove the empty new metrics: %s", exc)
+
+
+class StopSignals:
+    """``with StopSignals() as stop:`` the first SIGINT/SIGTERM sets ``stop.signal`` (the run then
+    commits and stops); a second one raises :class:`KeyboardInterrupt` at once. Only in the main
+    thread (elsewhere signals are left alone)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        log.warning("%s: stopping after committing the files done so far (again to stop at once)",
+                    self.signal)
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def run_metrics(library: Library, requested: Sequence[str]) -> list[str]:
+    """The metrics a run brings up to date: every metric of the library plus the requested ones.
+
+    A library's metrics cover all of its images: adding a metric (``index DIR --metric X``) embeds
+    every indexed image under X, and indexing new files embeds them under every metric.
+    """
+    return list(dict.fromkeys([*library.metrics(), *requested]))
 
 
 def resolve_config(library: Library, name: str) -> MetricConfig:
@@ -167,21 +258,35 @@ class Embedder:
         if name not in self._metrics:
             from lookalike.embed.registry import create_metric
 
+            log.info("loading %s…", name)
             self._metrics[name] = create_metric(self.configs[name], device=self.device)
         return self._metrics[name].embed_arrays(arrays)
 
 
 def embed_results(todo: Sequence[FileEntry], expect: dict[str, str], writer: LibraryWriter,
-                  embedder: Embedder, opts: IndexOptions) -> Iterator[FileResult]:
-    """Read, decode and embed ``todo`` in order, one :class:`FileResult` per file."""
+                  embedder: Embedder, opts: IndexOptions,
+                  on_read: Callable[[Prepared], None] | None = None) -> Iterator[FileResult]:
+    """Read, decode and embed ``todo`` in order, one :class:`FileResult` per file.
+
+    ``on_read`` is called as each file has been read and decoded (before its batch is embedded):
+    the progress bar moves per image, not per batch.
+    """
     from lookalike.embed.device import pick_device  # torch: only once there is work
 
     pres = list(dict.fromkeys(c.preprocess for c in embedder.configs.values()))
     entries = {e.path: e for e in todo}
     prepared = prepare_files([e.path for e in todo], pres, workers=opts.workers, digest=True,
                              expect=expect, gpu=pick_device(embedder.device).type == "cuda")
+    if on_read is not None:
+        prepared = _tap(prepared, on_read)
     for chunk in batched(prepared, opts.batch_size):
         yield from embed_chunk(chunk, entries, writer, embedder)
+
+
+def _tap(items: Iterator[Prepared], call: Callable[[Prepared], None]) -> Iterator[Prepared]:
+    for item in items:
+        call(item)
+        yield item
 
 
 def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from lookalike.indexer.library import Library
 from lookalike.store.db import current_revision
@@ -18,13 +18,19 @@ def library_status(lib: Library) -> dict[str, Any]:
         contents = s.scalar(select(func.count()).select_from(Content)) or 0
         counts = {mid: n for mid, n in s.execute(select(Vector.metric_id, func.count())
                                                  .group_by(Vector.metric_id))}
+        readable = by_status.get(OK, 0)
         metrics = []
         for row in s.scalars(select(MetricIndex).order_by(MetricIndex.name)):
             path = lib.index_path(row.name)
             prov = row.provenance or {}
+            lacking = s.scalar(select(func.count()).select_from(Image).where(
+                Image.status == OK, ~exists().where(Vector.metric_id == row.id,
+                                                    Vector.content_id == Image.content_id))) or 0
             metrics.append({
                 "name": row.name, "dim": row.dim, "distance": row.distance,
                 "vectors": int(counts.get(row.id, 0)),
+                "images_embedded": readable - lacking, "images_not_embedded": lacking,
+                "coverage": round((readable - lacking) / readable, 4) if readable else 1.0,
                 "saved_index_vectors": row.vector_count, "factory": row.factory,
                 "factory_override": row.factory_override,
                 "index_file": str(path), "index_bytes": path.stat().st_size if path.is_file() else None,

@@ -51,6 +51,13 @@ class FileResult:
     detail: str | None = None
 
 
+def safe_text(text: str | None) -> str | None:
+    """Text for a database column: undecodable file-name bytes (in messages) as ``\\xNN``."""
+    from lookalike.files import display_path
+
+    return None if text is None else display_path(text)
+
+
 def config_key(config: dict[str, Any]) -> str:
     """A canonical form of a metric config, to tell whether two vector sets are compatible."""
     return json.dumps(config, sort_keys=True, default=list)
@@ -74,6 +81,7 @@ class LibraryWriter:
         self._save_every_s = save_every_s
         self._last_save = time.monotonic()
         self._save_cost = 0.0
+        self.created: set[str] = set()  # metrics this writer added to the library
         for config in configs:
             self.rows[config.name] = self._ensure_metric(config, factory, rebuild)
         for name in self.rows:
@@ -105,6 +113,7 @@ class LibraryWriter:
                 row = MetricIndex(name=config.name, dim=config.dim, distance=config.distance,
                                   provenance=prov, factory=None, factory_override=override, vector_count=0)
                 s.add(row)
+                self.created.add(config.name)
             else:
                 if config_key(row.provenance.get("config", {})) != config_key(prov["config"]):
                     if not rebuild:
@@ -126,7 +135,7 @@ class LibraryWriter:
     def known_files(self) -> dict[str, KnownFile]:
         with self.store.session() as s:
             rows = s.execute(select(Image.path, Image.size, Image.mtime_ns, Image.status,
-                                    Image.content_id, Image.sha256))
+                                    Image.content_id, Image.sha256, Image.error))
             return {r[0]: KnownFile(*r) for r in rows}
 
     def complete_contents(self) -> set[int]:
@@ -192,7 +201,8 @@ class LibraryWriter:
                     orphans.add(img.content_id)
                 info = r.info or {}
                 img.size, img.mtime_ns, img.sha256, img.content_id = r.size, r.mtime_ns, r.sha256, cid
-                img.status, img.error, img.detail, img.updated_at = r.status, r.error, r.detail, now
+                img.status, img.updated_at = r.status, now
+                img.error, img.detail = safe_text(r.error), safe_text(r.detail)  # may quote paths
                 if r.info is not None or r.status != OK:
                     img.width, img.height = info.get("width"), info.get("height")
                     img.format, img.orientation = info.get("format"), info.get("orientation")
@@ -248,6 +258,24 @@ class LibraryWriter:
         self._remove_from_indexes(dropped)
         return dropped
 
+    def forget_empty_new_metrics(self) -> list[str]:
+        """Remove the metrics this writer added that still hold no vector (a run that failed, e.g.
+        on missing weights, leaves no empty metric behind); returns their names."""
+        gone = []
+        with self.store.transaction() as s:
+            for name in sorted(self.created):
+                mid = self.rows[name].id
+                if s.scalar(select(Vector.content_id).where(Vector.metric_id == mid).limit(1)) is None:
+                    s.execute(delete(MetricIndex).where(MetricIndex.id == mid))
+                    gone.append(name)
+        for name in gone:
+            self.library.index_path(name).unlink(missing_ok=True)
+            self.rows.pop(name, None)
+            self.indexes.pop(name, None)
+            self._dirty.discard(name)
+            self.created.discard(name)
+        return gone
+
     def _images_by_path(self, s: Any, paths: list[str]) -> dict[str, Image]:
         out: dict[str, Image] = {}
         for part in chunks(paths):
@@ -281,10 +309,16 @@ class LibraryWriter:
                 self._dirty.add(name)
                 self._stale.add(name)
 
-    def touch_roots(self, roots: Iterable[str]) -> None:
+    def touch_roots(self, roots: Iterable[str], forget: Iterable[str] = ()) -> None:
+        """Record ``roots`` as indexed now; ``forget``: roots to drop (pruned, missing ones)."""
         now = dt.datetime.now(dt.timezone.utc)
+        forget = set(forget)
         with self.store.transaction() as s:
+            if forget:
+                s.execute(delete(Root).where(Root.path.in_(sorted(forget))))
             for path in roots:
+                if path in forget:
+                    continue
                 root = s.scalar(select(Root).where(Root.path == path))
                 if root is None:
                     s.add(Root(path=path, indexed_at=now))

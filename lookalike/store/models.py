@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from lookalike.store.db import FsPath
+
 #: Constraint names are fixed so migrations can refer to them on every backend.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -77,7 +79,7 @@ class Image(Base):
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    path: Mapped[str] = mapped_column(FsPath(4096), unique=True)  # lookalike.files.path_to_text
     size: Mapped[int | None] = mapped_column(BigInteger)
     mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
@@ -130,7 +132,7 @@ class Root(Base):
     __tablename__ = "roots"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    path: Mapped[str] = mapped_column(FsPath(4096), unique=True)  # lookalike.files.path_to_text
     added_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     indexed_at: Mapped[dt.datetime | None] = mapped_column()
 
