@@ -200,7 +200,20 @@ def test_weights_list_says_how_each_file_is_trusted(cli):
     rows = json.loads(cli("weights", "list", "--json", check=True).stdout)
     trusts = {f["name"]: f["trust"] for r in rows for f in r["files"]}
     assert trusts["efficientnet-lite0-57934424.pth"] == "catalog"
-    assert trusts["alexnet-owt-7be5be79.pth"] == "prefix"
-    assert trusts["dino_vitbase16_pretrain.pth"] == "tofu"
+    assert trusts["alexnet-owt-7be5be79.pth"] == trusts["dino_vitbase16_pretrain.pth"] == "catalog"
+    assert trusts["dreamsim_ensemble_checkpoint.zip"] == "tofu"  # its publisher gives no checksum
     assert "trust" in cli("weights", "list", check=True).stdout.splitlines()[0]
     assert trust(WeightFile(name="x", sha256="a" * 64)) == "catalog"
+    assert trust(WeightFile(name="x-7be5be79.pth", sha256="7be5be79")) == "prefix"
+    assert trust(WeightFile(name="x")) == "tofu"
+
+
+def test_every_catalog_file_with_fixed_bytes_and_a_known_hash_is_pinned_in_full():
+    """Full sha256 and size for every downloaded file but the DreamSim archives (no hash known)."""
+    from lookalike.embed.registry import builtin_configs
+
+    for config in builtin_configs().values():
+        for wf in config.weights:
+            if wf.package or wf.name.startswith("dreamsim_"):
+                continue
+            assert trust(wf) == "catalog" and wf.size, (config.name, wf.name)
