@@ -1,7 +1,9 @@
-"""The README's examples run as written: its Python block(s) literally, and its offline shell lines.
+"""The README's *Using it* examples run as written: its Python block(s) literally, and its offline
+shell lines.
 
 They run in a fresh folder holding ``a.jpg``, ``b.jpg`` and ``query.jpg`` (copies of real photos)
 and a library at ``./.lookalike`` made by ``lookalike index .`` first, as a reader would have.
+(Later sections' examples need datasets or downloaded weights; their own tests cover them.)
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ OFFLINE = ("lookalike metrics", "lookalike status", "lookalike search query.jpg 
            "lookalike dupes --metric effnet-lite0", "lookalike doctor --repair")
 
 
-def fenced(language: str) -> list[str]:
-    """The README's fenced code blocks of ``language``, in order."""
-    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(encoding="utf-8"), re.M | re.S)
+def fenced(language: str, section: str = "Using it") -> list[str]:
+    """The fenced code blocks of ``language`` in the README's ``## section``, in order."""
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## )", text, re.M | re.S)
+    assert match, f"the README has no '## {section}' section"
+    return re.findall(rf"^```{language}\n(.*?)^```", match.group(1), re.M | re.S)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +58,7 @@ def test_readme_python_blocks_run_literally(reader_folder):
 
 def test_readme_offline_shell_lines_run_as_written(reader_folder):
     lines = [line.split("#")[0].strip() for block in fenced("sh") for line in block.splitlines()]
-    runnable = [line for line in lines if line in OFFLINE]
+    runnable = list(dict.fromkeys(line for line in lines if line in OFFLINE))
     assert sorted(runnable) == sorted(OFFLINE), "the README's offline examples changed; update OFFLINE"
     for line in runnable:
         proc = run_cli(*shlex.split(line)[1:], cwd=reader_folder, timeout=300)
