@@ -123,7 +123,7 @@ def test_changed_metric_config_needs_rebuild(pics, tmp_path, db_url, monkeypatch
 
     real = registry.get_config("tiny-vit")
     changed = type(real).from_dict({**real.to_dict(), "options": {**real.options, "seed": 5}})
-    monkeypatch.setattr("lookalike.indexer.run.get_config", lambda name: changed)
+    monkeypatch.setattr("lookalike.embed.registry.get_config", lambda name: changed)
     with pytest.raises(UsageError, match="--rebuild"):
         run_index(lib_dir, [root], db_url)
     report = run_index(lib_dir, [root], db_url, rebuild=True)
@@ -202,26 +202,6 @@ def test_listing_problems_are_recorded_and_cleared(pics, tmp_path, db_url):  # n
     with Library.open(lib_dir) as lib:
         st = library_status(lib)
     assert st["files"] == {"total": 24, "ok": 24, "failed": 0, "skipped": 0}
-
-
-def test_unregistered_metric_uses_the_stored_config(pics, tmp_path, db_url, monkeypatch):  # noqa: F811
-    lib_dir, root = tmp_path / "lib", pics[0].parent
-    run_index(lib_dir, [root], db_url)
-    from lookalike.errors import UnknownMetricError
-
-    def gone(name: str):  # type: ignore[no-untyped-def]
-        raise UnknownMetricError(name)
-
-    monkeypatch.setattr("lookalike.indexer.run.get_config", gone)
-    shutil.copyfile(pics[0], root / "more.jpg")
-    os.utime(root / "more.jpg", ns=(1, 1))
-    from PIL import Image
-
-    Image.open(pics[1]).rotate(90).save(pics[0], format="JPEG")  # new content: must be embedded
-    report = run_index(lib_dir, [root], db_url)
-    assert report.embedded == {"tiny-vit": 1} and report.reused == 1
-    with pytest.raises(UnknownMetricError):
-        run_index(lib_dir, [root], db_url, metrics=("tiny-vit-b",))
 
 
 def test_removals_from_a_graph_index_rebuild_it_once_at_save(pics, tmp_path, db_url, monkeypatch):  # noqa: F811

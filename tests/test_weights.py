@@ -211,13 +211,16 @@ def test_trust_on_first_use_pins_then_verify_detects_tampering(server):  # noqa:
     assert [r.status for r in verify(["m"])] == ["missing"]
 
 
-def test_verify_pins_a_file_without_any_checksum(server):  # noqa: F811
+def test_verify_reports_a_file_without_any_checksum_and_pins_only_when_asked(server):  # noqa: F811
     wf = WeightFile(name="x.pth", url=server.url("x.pth"))
     add_metric("m", [wf])
     weights_dir().mkdir(parents=True)
-    (weights_dir() / "x.pth").write_bytes(b"copied by hand")
-    assert [r.status for r in verify(["m"])] == ["pinned"]
-    assert checksums.entry("x.pth")["sha256"] == sha256(b"copied by hand")
+    data = random_bytes(1000)
+    (weights_dir() / "x.pth").write_bytes(data)  # copied by hand: never fetched or imported
+    assert [r.status for r in verify(["m"])] == ["unpinned"]
+    assert checksums.entry("x.pth") is None
+    assert [r.status for r in verify(["m"], pin=True)] == ["pinned"]
+    assert checksums.entry("x.pth")["sha256"] == sha256(data)
     assert [r.status for r in verify(["m"])] == ["ok"]
 
 

@@ -66,9 +66,10 @@ def test_corrupt_file_is_rejected_and_not_placed(tmp_path):
 def test_file_without_checksum_is_pinned_on_import(tmp_path):
     wf = WeightFile(name="dino.pth", url="http://127.0.0.1:9/dino.pth")
     add_metric("m", [wf])
-    (tmp_path / "dino.pth").write_bytes(b"weights")
+    data = random_bytes(1000)
+    (tmp_path / "dino.pth").write_bytes(data)
     assert names(import_dir(tmp_path).imported) == ["dino.pth"]
-    assert checksums.entry("dino.pth")["sha256"] == sha256(b"weights")
+    assert checksums.entry("dino.pth")["sha256"] == sha256(data)
     assert checksums.entry("dino.pth")["trust"] == "pinned"
 
 

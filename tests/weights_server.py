@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import struct
 import threading
 import time
 import zipfile
@@ -104,7 +106,19 @@ def start_server() -> tuple[Server, ThreadingHTTPServer, threading.Thread]:
 
 
 def random_bytes(n: int) -> bytes:
-    return os.urandom(n)
+    """A valid safetensors file of exactly ``n`` bytes (``n >= 128``) whose one uint8 tensor is random."""
+    return safetensors_bytes(os.urandom(n - 128), total=n)
+
+
+def safetensors_bytes(payload: bytes, total: int | None = None) -> bytes:
+    """``payload`` as the one uint8 tensor of a safetensors file, padded to ``total`` bytes."""
+    header = json.dumps({"w": {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}})
+    raw = header.encode()
+    if total is not None:
+        pad = total - 8 - len(raw) - len(payload)
+        assert pad >= 0, "total too small"
+        raw += b" " * pad  # safetensors allows trailing spaces in the header
+    return struct.pack("<Q", len(raw)) + raw + payload
 
 
 def sha256(data: bytes) -> str:

@@ -17,6 +17,9 @@ The cache is $LOOKALIKE_HOME/weights (default: the user cache folder). Environme
   LOOKALIKE_OFFLINE=1 (or HF_HUB_OFFLINE=1)   never download; missing weights are an error (exit 2)
 Air-gapped machines: `lookalike weights fetch METRIC` on a connected one, copy its cache folder,
 then `lookalike weights import DIR`. The metric effnet-lite0 needs no download.
+Trust (the `trust` column of `weights list`): catalog = full sha256 shipped with lookalike;
+prefix = the hash prefix in the publisher's file name (torchvision); tofu = no published checksum,
+so the first download or import is trusted and pinned in checksums.json (`verify --strict` refuses).
 """
 
 
@@ -51,9 +54,16 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=run_import)
 
     q = new_command(wsub, "verify", parents, "re-check the sha256 of everything in the cache",
-                    description="Recompute the sha256 of every cached weights file against the "
-                                "catalog or the pinned digest. Exit 1 when anything is corrupt.")
+                    description="Recompute the sha256 and check the format of every cached weights "
+                                "file against the catalog or the pinned digest; without METRIC, also "
+                                "list files in the cache that no registered metric needs. Exit 1 when "
+                                "anything is corrupt, unpinned (no checksum known or recorded) or "
+                                "unknown, or, with --strict, trusted on first use.\n\n" + EPILOG)
     q.add_argument("metrics", nargs="*", metavar="METRIC", help="only these metrics (default: all)")
+    q.add_argument("--strict", action="store_true",
+                   help="refuse files trusted on first use (no published checksum)")
+    q.add_argument("--pin", action="store_true",
+                   help="trust unpinned files as they are now and pin their sha256")
     add_json(q)
     q.set_defaults(func=run_verify)
 
@@ -80,7 +90,7 @@ def human(n: int | None) -> str:
 
 def describe(metrics: list[str], include_test: bool) -> list[dict[str, Any]]:
     from lookalike.embed.registry import all_configs, get_config
-    from lookalike.embed.weights import cached_path, is_present, package_path, source_url
+    from lookalike.embed.weights import cached_path, is_present, package_path, source_url, trust
 
     if metrics:
         configs = [get_config(m) for m in metrics]
@@ -97,7 +107,7 @@ def describe(metrics: list[str], include_test: bool) -> list[dict[str, Any]]:
                 path = cached_path(wf)
                 source = source_url(wf) or "-"
             present = is_present(wf)
-            files.append({"name": wf.name, "present": present, "unpack": wf.unpack,
+            files.append({"name": wf.name, "present": present, "unpack": wf.unpack, "trust": trust(wf),
                           "path": str(path) if path and present else None,
                           "size": disk_size(path) if path and present else None,
                           "expected_size": wf.size, "sha256": wf.sha256, "source": source,
@@ -111,14 +121,14 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
         return 0
-    print(f"{'metric':<22} {'file':<44} {'present':<8} {'size':>10}  source")
+    print(f"{'metric':<22} {'file':<44} {'present':<8} {'size':>10}  {'trust':<8} source")
     for row in rows:
         if not row["files"]:
             print(f"{row['metric']:<22} {'(no weights files)':<44}")
         for f in row["files"]:
             size = f["size"] if f["present"] else f["expected_size"]
             print(f"{row['metric']:<22} {f['name']:<44} {'yes' if f['present'] else 'no':<8} "
-                  f"{human(size):>10}  {f['source']}")
+                  f"{human(size):>10}  {f['trust']:<8} {f['source']}")
     return 0
 
 
@@ -177,12 +187,16 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from lookalike.embed.weights import verify
+    from lookalike.embed.weights import FAILING, verify
 
-    results = verify(args.metrics or None)
+    results = verify(args.metrics or None, strict=args.strict, pin=args.pin)
     if args.json:
         emit_json([r.to_dict() for r in results])
     else:
         for r in results:
             print(f"{r.status:<8} {r.name}" + (f"  ({r.detail})" if r.detail else ""))
-    return 1 if any(r.status == "corrupt" for r in results) else 0
+    bad = [r for r in results if r.status in FAILING]
+    for r in bad:
+        if r.status != "corrupt":  # corrupt files are logged by verify itself
+            log.error("%s: %s: %s", r.name, r.status, r.detail)
+    return 1 if bad else 0

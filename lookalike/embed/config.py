@@ -4,16 +4,89 @@ A metric is fully described by a :class:`MetricConfig`: how to build its network
 ``"module:function"`` path imported only when the metric is created), what its vectors are
 (``dim``, ``distance``), how images are prepared (:class:`Preprocess`), and which weight files
 it needs (:class:`WeightFile`).
+
+Configs are data that may come from outside (a user's JSON file, a library received from someone
+else), so :func:`check_config` holds every field that reaches the file system or the importer to
+an allow-list: builders are ``lookalike.embed.backbones.<module>:build`` only, weight names are
+relative, normalised paths that stay inside the weights cache, URLs are http(s).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from lookalike.errors import LookalikeError
+
 Distance = Literal["cosine", "sqeuclidean"]
+
+#: The only builders a config may name: a ``build`` function of one of lookalike's own backbones.
+BUILDER_PATTERN = re.compile(r"lookalike\.embed\.backbones\.[a-z][a-z0-9_]*:build")
+#: Metric names: they become file names (user metrics, FAISS indexes).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
+_PACKAGE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+#: Names inside the weights cache that belong to the cache itself.
+RESERVED_NAMES = ("checksums.json",)
+
+
+class UnsafeConfigError(LookalikeError):
+    """A metric config names a builder outside the allow-list or a path that could escape its folder."""
+
+
+def check_builder(builder: str) -> str:
+    """``builder`` if it is ``lookalike.embed.backbones.<module>:build``; raises otherwise."""
+    if not isinstance(builder, str) or not BUILDER_PATTERN.fullmatch(builder):
+        raise UnsafeConfigError(
+            f"refusing builder {builder!r}: only lookalike's own backbones "
+            "(lookalike.embed.backbones.<module>:build) can build a metric")
+    return builder
+
+
+def check_relative_path(name: str, what: str = "weights file") -> str:
+    """A relative, normalised POSIX path (``a/b.pth``): no ``..``, ``.``, empty or hidden parts,
+    no absolute path, drive or backslash. Returns it unchanged; raises :class:`UnsafeConfigError`."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if not parts or not all(_PART.fullmatch(p) for p in parts) or len(name) > 255:
+        raise UnsafeConfigError(
+            f"refusing {what} name {name!r}: it must be a relative path of plain names "
+            "(letters, digits, ._+-; no '..', no absolute path, no hidden parts)")
+    return name
+
+
+def check_weight_name(name: str) -> str:
+    """A weights file name that stays inside the cache and is not one of the cache's own files."""
+    check_relative_path(name)
+    if name in RESERVED_NAMES:
+        raise UnsafeConfigError(f"refusing weights file name {name!r}: the cache uses that name itself")
+    return name
+
+
+def check_weight_file(wf: WeightFile) -> WeightFile:
+    """Every path-like field of ``wf``: its name, its package path, its URL scheme."""
+    check_weight_name(wf.name)
+    if wf.package is not None:
+        pkg, sep, rel = wf.package.partition(":")
+        if not sep or not _PACKAGE.fullmatch(pkg):
+            raise UnsafeConfigError(f"refusing package {wf.package!r} of {wf.name!r}: "
+                                    "expected 'package:relative/path'")
+        check_relative_path(rel, "package file")
+    if wf.url is not None and not re.match(r"https?://", wf.url):
+        raise UnsafeConfigError(f"refusing URL {wf.url!r} of {wf.name!r}: only http(s) downloads")
+    return wf
+
+
+def check_config(config: MetricConfig) -> MetricConfig:
+    """``config`` if its name, builder and weight files pass the allow-lists; raises otherwise."""
+    if not isinstance(config.name, str) or not NAME_PATTERN.fullmatch(config.name):
+        raise UnsafeConfigError(f"refusing metric name {config.name!r}: letters, digits and ._+- only")
+    check_builder(config.builder)
+    for wf in config.weights:
+        check_weight_file(wf)
+    return config
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lookalike.embed.config import MetricConfig
+from lookalike.embed.config import MetricConfig, UnsafeConfigError, check_builder, check_config
 from lookalike.embed.device import pick_device
 from lookalike.embed.distance import pairwise
 from lookalike.embed.images import load_image, to_rgb
@@ -29,8 +29,18 @@ Builder = Callable[[MetricConfig], torch.nn.Module]
 
 
 def import_builder(path: str) -> Builder:
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """The ``build`` function named by ``path``, which must pass :func:`check_builder` first:
+    nothing outside ``lookalike.embed.backbones`` is ever imported for a config."""
+    module, _, attr = check_builder(path).partition(":")
+    try:
+        func = getattr(importlib.import_module(module), attr, None)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:  # a dependency of a real backbone is missing: say so
+            raise
+        func = None
+    if not callable(func):
+        raise UnsafeConfigError(f"refusing builder {path!r}: lookalike has no such backbone")
+    return func
 
 
 @dataclass
@@ -55,6 +65,7 @@ class Metric:
     @classmethod
     def from_config(cls, config: MetricConfig, device: str | None = None,
                     precision: str = "fp32") -> Metric:
+        check_config(config)
         dev = pick_device(device)
         module = import_builder(config.builder)(config).eval()
         if precision == "int8":

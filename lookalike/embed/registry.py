@@ -3,6 +3,11 @@
 Built-in configs live in ``lookalike/embed/catalog/*.json`` (one file per family); metrics that users
 tune themselves live as JSON in :func:`lookalike.paths.user_metrics_dir`. Nothing heavy is imported
 here: a metric's network is built only by :func:`create_metric`.
+
+Every config read here passes :func:`lookalike.embed.config.check_config` (builders from
+lookalike's own backbones only, weight names that stay inside the cache). A config stored in a
+library is never built: :func:`library_config` returns the registered config of the same name and
+only compares the stored one with it.
 """
 
 from __future__ import annotations
@@ -10,13 +15,17 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import logging
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lookalike.embed.config import MetricConfig
-from lookalike.errors import UnknownMetricError, UsageError
+from lookalike.embed.config import MetricConfig, UnsafeConfigError, check_config
+from lookalike.errors import LookalikeError, UnknownMetricError, UsageError
 from lookalike.paths import user_metrics_dir
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from lookalike.embed.metric import Metric
@@ -30,7 +39,7 @@ def builtin_configs() -> dict[str, MetricConfig]:
         if not entry.name.endswith(".json"):
             continue
         for item in json.loads(entry.read_text()):
-            config = MetricConfig.from_dict(item)
+            config = check_config(MetricConfig.from_dict(item))
             if config.name in out:
                 raise ValueError(f"metric {config.name!r} defined twice (in {entry.name})")
             out[config.name] = config
@@ -38,12 +47,22 @@ def builtin_configs() -> dict[str, MetricConfig]:
 
 
 def user_configs(folder: Path | None = None) -> dict[str, MetricConfig]:
-    """Configs of user-made metrics (read fresh each call: tuning adds them while we run)."""
+    """Configs of user-made metrics (read fresh each call: tuning adds them while we run).
+
+    A file that cannot be read, or whose config fails the allow-lists, is skipped with a warning
+    naming it; the other metrics stay usable.
+    """
     folder = folder or user_metrics_dir()
     out: dict[str, MetricConfig] = {}
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
-            config = MetricConfig.load(path)
+            try:
+                if not path.is_file():
+                    raise UnsafeConfigError("not a regular file")
+                config = check_config(MetricConfig.load(path))
+            except (OSError, ValueError, TypeError, KeyError, LookalikeError) as exc:
+                log.warning("ignoring user metric %s: %s", path, exc)
+                continue
             out[config.name] = config
     return out
 
@@ -76,6 +95,7 @@ def get_config(name: str) -> MetricConfig:
 
 def save_user_metric(config: MetricConfig, folder: Path | None = None) -> Path:
     """Register a user metric by writing its config (atomically) where the registry finds it."""
+    check_config(config)
     folder = folder or user_metrics_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{config.name}.json"
@@ -95,3 +115,40 @@ def create_metric(name: str | MetricConfig, device: str | None = None, precision
 
         return PairwiseMetric.from_config(config, device=device, precision=precision)  # type: ignore[return-value]
     return Metric.from_config(config, device=device, precision=precision)
+
+
+class UnregisteredMetricError(UnknownMetricError):
+    """A library holds vectors of a metric that is not registered here; its stored config is not built."""
+
+
+def library_config(name: str, provenance: Any, allow_changed: bool = False) -> MetricConfig:
+    """The registered config for the metric ``name`` found in a library.
+
+    ``provenance`` is what the library stored for that metric (a record with a ``"config"``), or
+    ``None`` when the library has no such metric. It is data from the library's database, which may
+    come from anyone: its config is compared with the registered one, never built. Raises
+    :class:`UnregisteredMetricError` when ``name`` is not registered (built-in catalog or
+    ``$LOOKALIKE_HOME/metrics``), and :class:`UsageError` when the stored config differs from the
+    registered one, unless ``allow_changed`` (the caller then compares or re-embeds itself, as
+    ``index --rebuild`` does).
+    """
+    try:
+        config = get_config(name)
+    except UnknownMetricError:
+        if provenance is None:
+            raise
+        raise UnregisteredMetricError(
+            f"refusing the library's metric {name!r}: it is not registered here, and lookalike "
+            "never builds a metric from the config stored in a library (register it as a built-in "
+            f"or user metric in {user_metrics_dir()} to use it)") from None
+    if provenance is not None and not allow_changed:
+        stored = provenance.get("config") if isinstance(provenance, Mapping) else None
+        if not isinstance(stored, Mapping) or _canonical(stored) != _canonical(config.to_dict()):
+            raise UsageError(
+                f"the library's {name!r} vectors were made by a different config of that metric than "
+                f"the registered one; re-embed them with `lookalike index --metric {name} --rebuild`")
+    return config
+
+
+def _canonical(config: Mapping[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True, default=list)

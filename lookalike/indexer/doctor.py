@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, exists, func, select, text
 
-from lookalike.embed.config import MetricConfig
+from lookalike.embed.registry import library_config
 from lookalike.indexer.library import Library
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.vectors import VectorIndex
@@ -161,7 +161,7 @@ def repair(lib: Library, wait: bool = False, workers: int | None = None,
 
     done: list[str] = []
     with lib.store.session() as s:
-        configs = [MetricConfig.from_dict(r.provenance["config"])
+        configs = [library_config(r.name, r.provenance)  # compared, never built
                    for r in s.scalars(select(MetricIndex).order_by(MetricIndex.name))]
     with WriterLock(lib.path, wait=wait):
         with lib.store.transaction() as s:

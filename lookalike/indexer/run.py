@@ -19,8 +19,7 @@ import numpy as np
 
 from lookalike.embed.config import MetricConfig
 from lookalike.embed.pipeline import Prepared, batched, prepare_files
-from lookalike.embed.registry import get_config
-from lookalike.errors import UnknownMetricError
+from lookalike.embed.registry import library_config
 from lookalike.files import PATH_TOO_LONG, display_path
 from lookalike.indexer.library import Library
 from lookalike.indexer.listing import FileEntry, walk
@@ -222,14 +221,9 @@ def run_metrics(library: Library, requested: Sequence[str]) -> list[str]:
 
 
 def resolve_config(library: Library, name: str) -> MetricConfig:
-    """The registered config of ``name``, or the one stored with the library's vectors."""
-    try:
-        return get_config(name)
-    except UnknownMetricError:
-        if name not in library.metrics():
-            raise
-        log.warning("metric %s is not registered any more; using the config stored in the library", name)
-        return MetricConfig.from_dict(library.provenance(name)["config"])
+    """The registered config of ``name``; a config stored in the library is never built."""
+    stored = library.provenance(name) if name in library.metrics() else None
+    return library_config(name, stored, allow_changed=True)  # the writer compares (or --rebuild)
 
 
 def known_roots(library: Library) -> list[str]:

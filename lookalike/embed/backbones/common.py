@@ -21,9 +21,26 @@ class Normalize(nn.Module):
 
 
 def load_state_dict_file(path: str, map_location: str = "cpu") -> dict[str, torch.Tensor]:
-    """Load a checkpoint without unpickling arbitrary objects (safetensors or weights_only)."""
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
+    """Load a checkpoint without unpickling arbitrary objects (safetensors or weights_only).
 
-        return load_file(str(path), device=map_location)
-    return torch.load(path, map_location=map_location, weights_only=True)
+    A file that is neither (a pickle that names code, a truncated or foreign file) raises
+    :class:`WeightsCorruptError`; nothing in it is ever executed.
+    """
+    import pickle
+
+    from lookalike.embed.weights.formats import SAFETENSORS, sniff
+    from lookalike.errors import WeightsCorruptError
+
+    try:
+        if str(path).endswith(".safetensors") or sniff(path) == SAFETENSORS:
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device=map_location)
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # never retried without weights_only
+        raise WeightsCorruptError(f"{path}: holds objects other than tensors (a pickle that could run "
+                                  "code); refusing to load it. Delete it and fetch or import it again") from exc
+    except (RuntimeError, ValueError, EOFError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsCorruptError(f"{path}: not a loadable weights file ({first}); delete it and "
+                                  "fetch or import it again") from exc

@@ -22,8 +22,9 @@ from typing import Any
 
 from lookalike.embed.weights import checksums
 from lookalike.embed.weights.archive import extract_zip, tree_digests
-from lookalike.embed.weights.cachefs import file_lock, place, remove, staging_path, temp_dir_beside
-from lookalike.embed.config import WeightFile
+from lookalike.embed.weights.cachefs import STAGING, file_lock, place, remove, staging_path, temp_dir_beside
+from lookalike.embed.weights.formats import check_format
+from lookalike.embed.config import UnsafeConfigError, WeightFile, check_weight_file, check_weight_name
 from lookalike.embed.weights.transfer import ATTEMPTS, NetworkError, download, offline_reason
 from lookalike.errors import WeightsCorruptError, WeightsMissingError
 from lookalike.paths import weights_dir
@@ -31,26 +32,42 @@ from lookalike.paths import weights_dir
 log = logging.getLogger(__name__)
 
 MIRROR_VAR = "LOOKALIKE_WEIGHTS_MIRROR"
+TOFU = "tofu"
 OFFLINE_METRIC = "effnet-lite0"
 
 
 def package_path(wf: WeightFile) -> Path | None:
     """Where a package-shipped file lies, or ``None`` if the package is not installed."""
     assert wf.package
+    check_weight_file(wf)
     pkg, _, rel = wf.package.partition(":")
     spec = importlib.util.find_spec(pkg)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / rel
+    root = Path(next(iter(spec.submodule_search_locations)))
+    path = inside(root, root / rel, f"package file {wf.package!r}")
     return path if path.is_file() else None
 
 
+def inside(root: Path, path: Path, what: str) -> Path:
+    """``path`` if it resolves (links followed) inside ``root``; raises :class:`UnsafeConfigError`."""
+    real_root, real = root.resolve(), path.resolve()
+    if real == real_root or real_root not in real.parents:
+        raise UnsafeConfigError(f"refusing {what}: {path} resolves to {real}, outside {real_root}")
+    return path
+
+
 def cached_path(wf: WeightFile) -> Path:
-    """The final path of ``wf`` in the cache: the file, or the folder of an unpacked archive."""
-    name = wf.name
+    """The final path of ``wf`` in the cache: the file, or the folder of an unpacked archive.
+
+    Raises :class:`UnsafeConfigError` for a name that is not a plain relative path or that
+    resolves outside the cache (through ``..``, an absolute path or a link).
+    """
+    name = check_weight_name(wf.name)
     if wf.unpack:
         name = name[:-4] if name.lower().endswith(".zip") else name + ".d"
-    return weights_dir() / name
+    root = weights_dir()
+    return inside(root, root / name, f"weights file {wf.name!r}")
 
 
 def is_present(wf: WeightFile) -> bool:
@@ -102,6 +119,7 @@ def resolve(wf: WeightFile, metric: str = "") -> Path:
 
 def fetch(wf: WeightFile, metric: str = "", attempts: int = ATTEMPTS) -> Path:
     """Download, verify and install ``wf`` unless it is already cached; returns its final path."""
+    cached_path(wf)  # refuses unsafe names before anything is written
     reason = offline_reason()
     if reason:
         raise WeightsMissingError(missing_message(wf, metric, reason))
@@ -129,7 +147,8 @@ def expected_digest(wf: WeightFile) -> str | None:
 
 
 def check_staged(wf: WeightFile, staged: Path, known: str | None = None) -> str:
-    """Verify a staged file; returns its sha256. On a mismatch deletes it and raises.
+    """Verify a staged file (size, sha256, then format); returns its sha256. On a failure deletes it
+    and raises :class:`WeightsCorruptError`.
 
     ``known`` is a digest vouched for elsewhere (another machine's pin), used only when neither the
     catalog nor our own record has one.
@@ -141,6 +160,7 @@ def check_staged(wf: WeightFile, staged: Path, known: str | None = None) -> str:
             raise WeightsCorruptError(f"{wf.name}: {staged.stat().st_size} bytes, expected {wf.size}")
         if expected:
             checksums.check(expected, digest, wf.name)
+        check_format(wf, staged)
     except WeightsCorruptError:
         remove(staged)
         raise
@@ -203,9 +223,24 @@ def needed_files(metrics: Iterable[str] | None = None, include_test: bool = True
     return out
 
 
+def trust(wf: WeightFile) -> str:
+    """How a file's bytes are known: ``catalog`` (full sha256 shipped with lookalike), ``prefix``
+    (only the hash prefix its publisher puts in the file name, e.g. torchvision's 8 hex digits) or
+    ``tofu`` (no published checksum: trusted on first download or import, then pinned)."""
+    if not wf.sha256:
+        return TOFU
+    return "catalog" if len(wf.sha256.strip()) == 64 else "prefix"
+
+
+#: Statuses of :func:`verify` that make ``lookalike weights verify`` exit 1.
+FAILING = ("corrupt", "unpinned", "unknown", "tofu")
+
+
 @dataclass
 class FileStatus:
-    """The result of verifying one weights file: ``ok``, ``corrupt``, ``missing`` or ``pinned``."""
+    """The result of verifying one weights file: ``ok``, ``missing``, ``pinned`` (by ``pin=True``),
+    or one of :data:`FAILING`: ``corrupt``, ``unpinned`` (no checksum known or recorded),
+    ``unknown`` (a file in the cache no registered metric needs), ``tofu`` (``strict`` only)."""
 
     name: str
     metrics: list[str]
@@ -218,8 +253,12 @@ class FileStatus:
                 "detail": self.detail}
 
 
-def verify_file(wf: WeightFile) -> tuple[str, str]:
-    """Re-hash one file (or unpacked folder) against the catalog or the pinned record."""
+def verify_file(wf: WeightFile, pin: bool = False) -> tuple[str, str]:
+    """Re-hash one file (or unpacked folder) against the catalog or the pinned record.
+
+    A file with no known checksum is ``unpinned`` (nothing is trusted silently), unless ``pin``:
+    then its present bytes are pinned as they are.
+    """
     if wf.package:
         path = package_path(wf)
         if path is None:
@@ -234,17 +273,27 @@ def verify_file(wf: WeightFile) -> tuple[str, str]:
     if wf.unpack:
         tree = tree_digests(path)
         if not rec or not isinstance(rec.get("files"), dict):
+            if not pin:
+                return "unpinned", ("no record of the extracted files (not fetched or imported by "
+                                    "lookalike); `lookalike weights verify --pin` trusts them as they are")
             checksums.update(wf.name, {"sha256": "", "files": tree, "trust": "pinned", "source": "verify"})
             return "pinned", "no record of the extracted files; pinned them now"
         return compare_trees(rec["files"], tree)
     digest = checksums.sha256_file(path)
     expected = expected_digest(wf)
+    if expected and not checksums.digest_matches(expected, digest):
+        return "corrupt", f"sha256 {digest} does not match the expected {expected}"
+    try:
+        check_format(wf, path)
+    except WeightsCorruptError as exc:
+        return "corrupt", str(exc)
     if not expected:
+        if not pin:
+            return "unpinned", (f"no checksum known or recorded (sha256 {digest}; not fetched or "
+                                "imported by lookalike); `lookalike weights verify --pin` trusts it")
         checksums.update(wf.name, {"sha256": digest, "size": path.stat().st_size, "trust": "pinned",
                                    "source": "verify"})
         return "pinned", f"no checksum known; pinned {digest} now"
-    if not checksums.digest_matches(expected, digest):
-        return "corrupt", f"sha256 {digest} does not match the expected {expected}"
     return "ok", ""
 
 
@@ -257,14 +306,60 @@ def compare_trees(expected: dict[str, str], actual: dict[str, str]) -> tuple[str
     return ("corrupt", "; ".join(problems)) if problems else ("ok", "")
 
 
-def verify(metrics: Iterable[str] | None = None) -> list[FileStatus]:
-    """Re-check every weights file the metrics need (all registered metrics by default)."""
+def verify(metrics: Iterable[str] | None = None, strict: bool = False, pin: bool = False) -> list[FileStatus]:
+    """Re-check every weights file the metrics need (all registered metrics by default).
+
+    Checking all metrics also lists the files in the cache that none of them needs (``unknown``).
+    ``strict``: a file trusted on first use (no published checksum) is ``tofu``, a failure.
+    ``pin``: pin files that have no checksum yet instead of reporting them ``unpinned``.
+    """
     out = []
+    known: list[Path] = []
     for name, need in needed_files(metrics).items():
-        status, detail = verify_file(need.wf)
-        path = package_path(need.wf) if need.wf.package else cached_path(need.wf)
+        try:
+            status, detail = verify_file(need.wf, pin=pin)
+            path = package_path(need.wf) if need.wf.package else cached_path(need.wf)
+        except UnsafeConfigError as exc:
+            status, detail, path = "corrupt", str(exc), None
+        if path is not None and not need.wf.package:
+            known.append(path)
+        if strict and status in ("ok", "pinned") and trust(need.wf) == TOFU:
+            status, detail = "tofu", ("trusted on first use: its publisher gives no checksum, so "
+                                      "--strict refuses it")
         out.append(FileStatus(name, need.metrics, status, str(path) if path and status != "missing" else None,
                               detail))
         if status == "corrupt":
             log.error("%s: corrupt: %s", name, detail)
+    if metrics is None:
+        for rel in unknown_files(known):
+            out.append(FileStatus(rel, [], "unknown", str(weights_dir() / rel),
+                                  "not a weights file of any registered metric; delete it"))
+    return out
+
+
+def unknown_files(known: Iterable[Path]) -> list[str]:
+    """Paths (relative to the cache, folders with a trailing ``/``) that are not ``known`` weights
+    files or unpacked folders, nor the cache's own record and staging folder."""
+    root = weights_dir()
+    if not root.is_dir():
+        return []
+    wanted = {p.relative_to(root).as_posix() for p in known}
+    out: list[str] = []
+    for base, dirs, files in os.walk(root, followlinks=False):
+        rel_base = Path(base).relative_to(root).as_posix()
+        prefix = "" if rel_base == "." else rel_base + "/"
+        keep = []
+        for d in sorted(dirs):
+            rel = prefix + d
+            if rel == STAGING or rel in wanted:
+                continue  # staging area; an unpacked folder (verified by its tree)
+            if any(w.startswith(rel + "/") for w in wanted):
+                keep.append(d)
+            else:
+                out.append(rel + "/")
+        dirs[:] = keep
+        for f in sorted(files):
+            rel = prefix + f
+            if rel not in wanted and rel != checksums.RECORD:
+                out.append(rel)
     return out

@@ -7,14 +7,17 @@ verified staging copy, so the final path never holds a half-written or unverifie
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from lookalike.errors import WeightsCorruptError
 from lookalike.paths import weights_dir
 
 STAGING = ".partial"
@@ -95,10 +98,40 @@ def write_json_atomic(path: Path, data: Any) -> None:
     fsync_path(path.parent)
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file itself: a symbolic link, FIFO, device
+    or socket raises :class:`WeightsCorruptError` (checked on the open descriptor, so a file swapped
+    for a link or FIFO after listing is refused too, and a FIFO never blocks)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise WeightsCorruptError(f"{path}: a symbolic link; refusing it (import the file itself)") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise WeightsCorruptError(f"{path}: {file_kind(mode)}, not a regular file; refusing it")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def file_kind(mode: int) -> str:
+    """What an ``st_mode`` is, in words (for refusals)."""
+    for test, word in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return word
+    return "not a regular file"
+
+
 def copy_to_staging(src: Path, staged: Path) -> None:
-    """Copy a file into the staging area and fsync it."""
+    """Copy a regular file (see :func:`open_regular`) into the staging area and fsync it."""
     staged.parent.mkdir(parents=True, exist_ok=True)
-    with open(src, "rb") as fin, open(staged, "wb") as fout:
+    with open_regular(src) as fin, open(staged, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
         fout.flush()
         os.fsync(fout.fileno())

@@ -2,15 +2,20 @@
 
 A needed file is found by its base name, or, when the name differs, by its sha256 (catalog digest,
 our pin, or the pin in a ``checksums.json`` found in the folder, e.g. a copied cache). An archive to
-unpack is found as its zip or as the already-extracted folder. Everything is verified and copied
-through the staging folder, so the cache only ever holds verified files.
+unpack is found as its zip or as the already-extracted folder. Everything is verified (sha256, then
+format: see :mod:`lookalike.embed.weights.formats`) and copied through the staging folder, so the
+cache only ever holds verified files. Only regular files are read: symbolic links, FIFOs, devices
+and sockets are refused (reported as rejected when they carry a needed file's name), also when a
+file is swapped for one after the folder was listed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -21,7 +26,9 @@ from lookalike.embed.weights.archive import tree_digests
 from lookalike.embed.weights.cachefs import (
     STAGING,
     copy_to_staging,
+    file_kind,
     file_lock,
+    open_regular,
     place,
     remove,
     staging_path,
@@ -61,27 +68,43 @@ class FolderIndex:
 
     files: dict[str, list[Path]] = field(default_factory=dict)
     dirs: dict[str, list[Path]] = field(default_factory=dict)
+    refused: dict[str, list[tuple[Path, str]]] = field(default_factory=dict)
     record: dict[str, dict[str, Any]] = field(default_factory=dict)
     digests: dict[Path, str] = field(default_factory=dict)
 
     @classmethod
     def scan(cls, folder: Path) -> FolderIndex:
+        """List ``folder`` without following links; anything but regular files and folders is refused."""
         index = cls()
         for base, dirs, files in os.walk(folder, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if d != STAGING)
-            for d in dirs:
-                index.dirs.setdefault(d, []).append(Path(base, d))
+            kept = []
+            for d in sorted(d for d in dirs if d != STAGING):
+                path = Path(base, d)
+                if path.is_symlink():
+                    index.refused.setdefault(d, []).append((path, "a symbolic link"))
+                    continue
+                kept.append(d)
+                index.dirs.setdefault(d, []).append(path)
+            dirs[:] = kept
             for f in sorted(files):
                 path = Path(base, f)
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISREG(mode):
+                    index.refused.setdefault(f, []).append((path, file_kind(mode)))
+                    continue
                 index.files.setdefault(f, []).append(path)
                 if f == checksums.RECORD:
-                    for name, rec in checksums.read_record(path).items():
+                    for name, rec in read_folder_record(path).items():
                         index.record.setdefault(name, rec)
         return index
 
     def digest(self, path: Path) -> str:
         if path not in self.digests:
-            self.digests[path] = checksums.sha256_file(path)
+            h = hashlib.sha256()
+            with open_regular(path) as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            self.digests[path] = h.hexdigest()
         return self.digests[path]
 
     def by_digest(self, expected: str, suffix: str, exclude: list[Path]) -> list[Path]:
@@ -89,10 +112,25 @@ class FolderIndex:
         out = []
         for paths in self.files.values():
             for path in paths:
-                if path.suffix.lower() == suffix and path not in exclude and \
-                        checksums.digest_matches(expected, self.digest(path)):
-                    out.append(path)
+                if path.suffix.lower() != suffix or path in exclude:
+                    continue
+                try:
+                    if checksums.digest_matches(expected, self.digest(path)):
+                        out.append(path)
+                except (OSError, WeightsCorruptError) as exc:  # swapped or vanished since the scan
+                    log.warning("skipped %s: %s", path, exc)
         return out
+
+
+def read_folder_record(path: Path) -> dict[str, dict[str, Any]]:
+    """The entries of a ``checksums.json`` found in an import folder (read only if regular)."""
+    try:
+        with open_regular(path):
+            pass
+    except (OSError, WeightsCorruptError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
+        return {}
+    return checksums.read_record(path)
 
 
 def import_dir(folder: str | os.PathLike[str], metrics: Iterable[str] | None = None) -> ImportReport:
@@ -110,6 +148,12 @@ def import_dir(folder: str | os.PathLike[str], metrics: Iterable[str] | None = N
         if is_present(wf):
             report.present.append({**row, "path": str(cached_path(wf))})
             continue
+        base = PurePosixPath(wf.name).name
+        for key in dict.fromkeys([base, cached_path(wf).name] if wf.unpack else [base]):
+            for path, kind in index.refused.get(key, []):
+                reason = f"{kind}, not a regular file; refusing it (import the file itself)"
+                log.error("rejected %s: %s", path, reason)
+                report.rejected.append({**row, "source": str(path), "reason": reason})
         done = False
         for source in candidates(wf, index):
             try:
@@ -160,6 +204,7 @@ def import_folder(wf: WeightFile, source: Path, index: FolderIndex) -> Path:
     ours = checksums.entry(wf.name) or {}
     theirs = index.record.get(wf.name, {})
     expected = ours.get("files") or theirs.get("files")
+    check_tree(source)
     tmp = temp_dir_beside(final)
     try:
         shutil.copytree(source, tmp, dirs_exist_ok=True, symlinks=True)
@@ -180,3 +225,12 @@ def import_folder(wf: WeightFile, source: Path, index: FolderIndex) -> Path:
                                "files": tree, "source": str(source),
                                "trust": "recorded" if isinstance(expected, dict) else "pinned"})
     return final
+
+
+def check_tree(folder: Path) -> None:
+    """Raise :class:`WeightsCorruptError` unless ``folder`` holds only regular files and folders."""
+    for base, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            mode = os.lstat(Path(base, name)).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise WeightsCorruptError(f"{folder}: {Path(base, name)} is {file_kind(mode)}; refusing the folder")
