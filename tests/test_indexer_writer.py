@@ -8,7 +8,7 @@ import pytest
 from lookalike.embed.pipeline import Prepared
 from lookalike.embed.registry import get_config
 from lookalike.errors import NotAnImageError, UsageError
-from lookalike.indexer.library import Library
+from lookalike.indexer.library import LibraryStore
 from lookalike.indexer.listing import FileEntry
 from lookalike.indexer.run import Embedder, embed_chunk
 from lookalike.indexer.writer import FileResult, LibraryWriter
@@ -17,7 +17,7 @@ from tests.dbfixtures import db_url  # noqa: F401
 
 @pytest.fixture
 def writer(tmp_path, db_url):  # noqa: F811
-    lib = Library.open(tmp_path / "lib", db_url=db_url, create=True, writable=True)
+    lib = LibraryStore.open(tmp_path / "lib", db_url=db_url, create=True, writable=True)
     yield LibraryWriter(lib, [get_config("tiny-vit")])
     lib.close()
 

@@ -2,7 +2,7 @@
 
 Public API (see :mod:`lookalike.indexer.library` for the full contract)::
 
-    from lookalike.indexer.library import Library, VectorIndex
+    from lookalike.indexer.library import LibraryStore, VectorIndex
     from lookalike.indexer.run import IndexOptions, index_library
 
 Stages, each a small module: :mod:`~lookalike.indexer.listing` (walk folders) ->

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     at most a ``.tmp-*`` file is left behind (removed by the next successful write).
     """
     target = Path(path)
-    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    tmp = target.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{target.name}")
     try:
         write(str(tmp))
         fsync_path(tmp)

@@ -10,13 +10,13 @@ A library is a folder (default ``./.lookalike``, or ``$LOOKALIKE_LIBRARY``) hold
 The database is the source of truth: it holds every file's row, one row per distinct content
 (sha256) whose ``id`` is the FAISS vector id in every index, and the full-precision float32 vector
 of every (metric, content). The FAISS files are a cache of those vectors for fast search: when a
-file lags behind the database (a writer was killed before saving it), :meth:`Library.vector_index`
+file lags behind the database (a writer was killed before saving it), :meth:`LibraryStore.vector_index`
 brings the in-memory index up to date from the database, so readers always search exactly the
 committed vectors. Example::
 
-    from lookalike.indexer.library import Library
+    from lookalike.indexer.library import LibraryStore
 
-    with Library.open(".lookalike") as lib:
+    with LibraryStore.open(".lookalike") as lib:
         index = lib.vector_index("effnet-lite0")
         dist, ids = index.search(lib.vectors("effnet-lite0", [some_id]), k=10)
         paths = lib.paths_for(ids[0][ids[0] >= 0].tolist())
@@ -27,22 +27,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from lookalike.errors import UsageError
 from lookalike.indexer.atomic import atomic_write_bytes
 from lookalike.indexer.vectors import VectorIndex, index_filename
 
-__all__ = ["Library", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
+__all__ = ["LibraryStore", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
 from lookalike.store.db import Store, open_store, sqlite_url
-from lookalike.store.models import OK, Image, MetricIndex, Vector
+from lookalike.store.models import OK, Image, LibraryState, MetricIndex, Vector
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +99,14 @@ class SyncReport:
         return bool(self.added or self.removed or self.rebuilt)
 
 
-class Library:
-    """An open library. Build with :meth:`Library.open`; use as a context manager or ``close()``.
+class LibraryStore:
+    """An open library. Build with :meth:`LibraryStore.open`; use as a context manager or ``close()``.
 
+    This is the store layer; applications use the service :class:`lookalike.Library` built over it.
     All ids are ``contents.id`` values: the FAISS ids of every metric's index. Several paths with
     identical bytes share one id (:meth:`paths_for` gives one of them, :meth:`all_paths_for` all).
+    Safe to share between threads: the index cache is locked; :meth:`refresh` drops cached
+    indexes when another process has committed since they were loaded.
     """
 
     def __init__(self, path: Path, store: Store, writable: bool = False) -> None:
@@ -108,12 +114,14 @@ class Library:
         self.store = store
         self.writable = writable
         self._indexes: dict[str, VectorIndex] = {}
+        self._lock = threading.RLock()
+        self._generation: int | None = None
 
     # -- opening ----------------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, db_url: str | None = None,
-             create: bool = False, writable: bool = False) -> Library:
+             create: bool = False, writable: bool = False) -> LibraryStore:
         """Open the library folder ``path`` (default: ``$LOOKALIKE_LIBRARY`` or ``./.lookalike``).
 
         ``db_url``: a SQLAlchemy URL (``postgresql+psycopg://user@host/db``) to use instead of the
@@ -174,10 +182,36 @@ class Library:
         return self.store.url
 
     def close(self) -> None:
-        self._indexes.clear()
+        with self._lock:
+            self._indexes.clear()
         self.store.close()
 
-    def __enter__(self) -> Library:
+    # -- generations: noticing other processes' writes ------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A writer transaction that bumps the library's generation (readers then reload)."""
+        with self.store.transaction() as s:
+            yield s
+            s.execute(update(LibraryState).where(LibraryState.id == 1)
+                      .values(generation=LibraryState.generation + 1))
+
+    def generation(self) -> int:
+        """The number of writer commits so far (one cheap query)."""
+        with self.store.session() as s:
+            return int(s.scalar(select(LibraryState.generation).where(LibraryState.id == 1)) or 0)
+
+    def refresh(self) -> bool:
+        """Drop the cached indexes if a writer committed since they were loaded; True if it had."""
+        gen = self.generation()
+        with self._lock:
+            seen, self._generation = self._generation, gen
+            if seen is None or seen == gen:
+                return False
+            self._indexes.clear()
+            return True
+
+    def __enter__(self) -> LibraryStore:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -185,7 +219,7 @@ class Library:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Library({str(self.path)!r}, {self.store!r})"
+        return f"LibraryStore({str(self.path)!r}, {self.store!r})"
 
     # -- metrics and vectors ------------------------------------------------------------------------
 
@@ -225,14 +259,17 @@ class Library:
     def vector_index(self, metric: str) -> VectorIndex:
         """The searchable index of ``metric``, exactly matching the committed database vectors.
 
-        Loaded once per :class:`Library` and cached; reopen the library to see later writes.
+        Loaded once and cached; call :meth:`refresh` to see later writes of other processes.
         """
-        if metric not in self._indexes:
-            index, report = self.load_index(metric)
-            if report.changed:
-                log.debug("index %s caught up with the database: %s", metric, report)
-            self._indexes[metric] = index
-        return self._indexes[metric]
+        with self._lock:
+            if self._generation is None:
+                self._generation = self.generation()
+            if metric not in self._indexes:
+                index, report = self.load_index(metric)
+                if report.changed:
+                    log.debug("index %s caught up with the database: %s", metric, report)
+                self._indexes[metric] = index
+            return self._indexes[metric]
 
     def vectors(self, metric: str, ids: Iterable[int]) -> np.ndarray:
         """Full-precision vectors of ``ids`` (in that order), ``(len(ids), dim)`` float32.

@@ -21,7 +21,7 @@ from lookalike.embed.config import MetricConfig
 from lookalike.embed.pipeline import Prepared, batched, prepare_files
 from lookalike.embed.registry import library_config
 from lookalike.files import PATH_TOO_LONG, display_path
-from lookalike.indexer.library import Library
+from lookalike.indexer.library import LibraryStore
 from lookalike.indexer.listing import FileEntry, walk
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.plan import make_plan
@@ -80,7 +80,7 @@ class IndexReport:
         return out
 
 
-def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | None = None,
+def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]] | None = None,
                   options: IndexOptions | None = None, embedder: Embedder | None = None,
                   configs: Sequence[MetricConfig] | None = None) -> IndexReport:
     """Bring ``library`` up to date with the image files under ``roots`` (default: its known roots).
@@ -112,7 +112,7 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
     return report
 
 
-def _index(library: Library, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
+def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
            opts: IndexOptions, embedder: Embedder | None, configs: Sequence[MetricConfig],
            stop: StopSignals) -> IndexReport:
     top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
@@ -211,7 +211,7 @@ class StopSignals:
             signal.signal(sig, old)
 
 
-def run_metrics(library: Library, requested: Sequence[str]) -> list[str]:
+def run_metrics(library: LibraryStore, requested: Sequence[str]) -> list[str]:
     """The metrics a run brings up to date: every metric of the library plus the requested ones.
 
     A library's metrics cover all of its images: adding a metric (``index DIR --metric X``) embeds
@@ -220,13 +220,13 @@ def run_metrics(library: Library, requested: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*library.metrics(), *requested]))
 
 
-def resolve_config(library: Library, name: str) -> MetricConfig:
+def resolve_config(library: LibraryStore, name: str) -> MetricConfig:
     """The registered config of ``name``; a config stored in the library is never built."""
     stored = library.provenance(name) if name in library.metrics() else None
     return library_config(name, stored, allow_changed=True)  # the writer compares (or --rebuild)
 
 
-def known_roots(library: Library) -> list[str]:
+def known_roots(library: LibraryStore) -> list[str]:
     from sqlalchemy import select
 
     from lookalike.store.models import Root

@@ -4,7 +4,7 @@ Each :meth:`LibraryWriter.flush` is one database transaction (contents, file row
 orphan clean-up); only after it commits are the vectors added to the in-memory FAISS indexes, and
 those are saved (atomically) from time to time and at :meth:`LibraryWriter.finish`. A writer killed
 at any moment therefore loses at most the uncommitted batch; the next writer's
-:meth:`~lookalike.indexer.library.Library.load_index` adds whatever the saved FAISS file lacks.
+:meth:`~lookalike.indexer.library.LibraryStore.load_index` adds whatever the saved FAISS file lacks.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import delete, exists, select, update
 from lookalike.embed.config import MetricConfig
 from lookalike.errors import UsageError
 from lookalike.indexer.factory import choose_factory
-from lookalike.indexer.library import Library, SyncReport, chunks, encode_vector
+from lookalike.indexer.library import LibraryStore, SyncReport, chunks, encode_vector
 from lookalike.indexer.plan import KnownFile
 from lookalike.indexer.vectors import VectorIndex
 from lookalike.store.models import FAILED, OK, SKIPPED, Content, Image, MetricIndex, Root, Vector
@@ -66,7 +66,7 @@ def config_key(config: dict[str, Any]) -> str:
 class LibraryWriter:
     """Applies indexing results to a library opened with ``writable=True`` (caller holds the lock)."""
 
-    def __init__(self, library: Library, configs: Sequence[MetricConfig], factory: str | None = None,
+    def __init__(self, library: LibraryStore, configs: Sequence[MetricConfig], factory: str | None = None,
                  rebuild: bool = False, save_every_s: float = 60.0) -> None:
         self.library = library
         self.store = library.store
@@ -107,7 +107,7 @@ class LibraryWriter:
             except RuntimeError as exc:
                 raise UsageError(f"invalid FAISS index factory {override!r}: "
                                  f"{str(exc).splitlines()[-1]}") from None
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             row = s.scalar(select(MetricIndex).where(MetricIndex.name == config.name))
             if row is None:
                 row = MetricIndex(name=config.name, dim=config.dim, distance=config.distance,
@@ -175,7 +175,7 @@ class LibraryWriter:
         if not batch:
             return 0
         added: dict[str, list[tuple[int, np.ndarray]]] = {name: [] for name in self.rows}
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             shas = sorted({r.sha256 for r in batch if r.status == OK and r.sha256})
             contents: dict[str, int] = {}
             for part in chunks(shas):
@@ -237,7 +237,7 @@ class LibraryWriter:
         """Forget files that are gone; contents no file refers to any more leave the indexes."""
         if not paths:
             return 0
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             orphans: set[int] = set()
             for part in chunks(list(paths)):
                 orphans.update(c for c in s.scalars(select(Image.content_id).where(
@@ -249,7 +249,7 @@ class LibraryWriter:
 
     def drop_orphan_contents(self) -> list[int]:
         """Delete every content no file refers to (doctor's repair)."""
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             ids = set(s.scalars(select(Content.id).where(~exists().where(Image.content_id == Content.id))))
             from lookalike.studies.refs import study_content_ids
 
@@ -262,7 +262,7 @@ class LibraryWriter:
         """Remove the metrics this writer added that still hold no vector (a run that failed, e.g.
         on missing weights, leaves no empty metric behind); returns their names."""
         gone = []
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             for name in sorted(self.created):
                 mid = self.rows[name].id
                 if s.scalar(select(Vector.content_id).where(Vector.metric_id == mid).limit(1)) is None:
@@ -313,7 +313,7 @@ class LibraryWriter:
         """Record ``roots`` as indexed now; ``forget``: roots to drop (pruned, missing ones)."""
         now = dt.datetime.now(dt.timezone.utc)
         forget = set(forget)
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             if forget:
                 s.execute(delete(Root).where(Root.path.in_(sorted(forget))))
             for path in roots:
@@ -349,7 +349,7 @@ class LibraryWriter:
             if name not in self._dirty and self.library.index_path(name).is_file():
                 continue
             index.save(self.library.index_path(name))
-            with self.store.transaction() as s:
+            with self.library.write() as s:
                 s.execute(update(MetricIndex).where(MetricIndex.id == row.id)
                           .values(factory=index.factory, vector_count=index.ntotal,
                                   updated_at=dt.datetime.now(dt.timezone.utc)))
