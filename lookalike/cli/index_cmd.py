@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         embedded = ", ".join(f"{n} {c}" for n, c in report.embedded.items()) or "none"
         print(f"{report.listed} file(s) listed: {report.unchanged} unchanged, {report.read} read "
               f"({report.reused} reused identical content), {report.failed} failed, "
-              f"{report.skipped} skipped, {report.deleted} removed; embedded: {embedded}")
+              f"{report.skipped} skipped, {report.moved} moved, {report.deleted} removed; "
+              f"embedded: {embedded}")
         print("index: " + ", ".join(f"{n} {c} vectors" for n, c in report.vectors.items())
               + f"  [{report.seconds:.1f} s]")
         if report.unavailable:

@@ -68,6 +68,7 @@ class IndexReport:
     failed: int = 0
     skipped: int = 0
     deleted: int = 0
+    moved: int = 0  # files found at a new path within the roots: same id and vectors, not re-embedded
     vectors: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -117,7 +118,8 @@ def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | o
            stop: StopSignals) -> IndexReport:
     top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
     report = IndexReport(str(library.path), top, [c.name for c in configs])
-    plan = make_plan(walk(top), writer.known_files(), top, writer.complete_contents(),
+    known = writer.known_files()
+    plan = make_plan(walk(top), known, top, writer.complete_contents(),
                      prune=opts.prune, retry_failed=opts.retry_failed)
     # Files outside this run's roots that lack a metric's vector (a metric added by an earlier
     # run on other folders): embedded now, so that every metric covers every root.
@@ -127,7 +129,7 @@ def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | o
     for root in plan.unavailable:
         log.warning("root %s is missing or empty (unmounted drive?): its files are kept%s", root,
                     "" if opts.prune else "; run with --prune to forget them")
-    report.deleted = writer.delete_paths(plan.deleted)
+    writer.expect_moves(known[p] for p in plan.deleted)  # deleted at the end unless moved
     for problem in plan.problems:
         log.warning("skipped %s: %s", display_path(problem.path), problem.reason)
         if problem.reason != PATH_TOO_LONG:  # reported each run; too long for a path column
@@ -163,6 +165,8 @@ def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | o
                     report.interrupted = stop.signal
                     break
         writer.flush()
+    report.deleted = writer.finish_moves()
+    report.moved = writer.moved
     if opts.remember_roots:  # before the final save: a failed save must not lose them
         gone = [r for r in plan.unavailable if opts.prune and not os.path.lexists(r)]
         writer.touch_roots(top, forget=gone)

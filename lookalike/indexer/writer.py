@@ -82,6 +82,8 @@ class LibraryWriter:
         self._last_save = time.monotonic()
         self._save_cost = 0.0
         self.created: set[str] = set()  # metrics this writer added to the library
+        self._moving: dict[str, list[str]] = {}  # sha256 -> paths that are gone, rows kept for a move
+        self.moved = 0
         for config in configs:
             self.rows[config.name] = self._ensure_metric(config, factory, rebuild)
         for name in self.rows:
@@ -188,6 +190,7 @@ class LibraryWriter:
                 s.flush()  # one round trip for the batch's new contents (their ids)
                 contents.update((sha, c.id) for sha, c in new.items())
             images = self._images_by_path(s, [r.path for r in batch])
+            self._take_moved(s, batch, images)
             orphans: set[int] = set()
             now = dt.datetime.now(dt.timezone.utc)
             for r in batch:
@@ -232,6 +235,36 @@ class LibraryWriter:
         self._remove_from_indexes(dropped)
         self.maybe_save()
         return len(batch)
+
+    def expect_moves(self, gone: Iterable[KnownFile]) -> None:
+        """Keep the rows of files that are gone until :meth:`finish_moves`: a new file with the
+        same bytes takes over such a row (same row, content id and vectors: nothing re-embedded)."""
+        for k in gone:
+            if k.status == OK and k.sha256:
+                self._moving.setdefault(k.sha256, []).append(k.path)
+
+    def finish_moves(self) -> int:
+        """Delete the rows of gone files that no new file took over; returns how many."""
+        left = sorted(p for paths in self._moving.values() for p in paths)
+        self._moving = {}
+        return self.delete_paths(left)
+
+    def _take_moved(self, s: Any, batch: Sequence[FileResult], images: dict[str, Image]) -> None:
+        takers = [r for r in batch if r.path not in images and r.status == OK and r.sha256 in self._moving]
+        if not takers:
+            return
+        for r in takers:
+            olds = self._moving.get(r.sha256 or "", [])
+            while olds and r.path not in images:
+                old = s.scalar(select(Image).where(Image.path == olds.pop(0)))
+                if old is not None and old.sha256 == r.sha256:
+                    log.debug("moved: %s -> %s", old.path, r.path)
+                    old.path = r.path
+                    images[r.path] = old
+                    self.moved += 1
+            if not olds:
+                self._moving.pop(r.sha256 or "", None)
+        s.flush()
 
     def delete_paths(self, paths: Sequence[str]) -> int:
         """Forget files that are gone; contents no file refers to any more leave the indexes."""
