@@ -10,7 +10,6 @@ at any moment therefore loses at most the uncommitted batch; the next writer's
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, exists, select, update
 
-from lookalike.embed.config import MetricConfig
+from lookalike.embed.config import MetricConfig, same_metric
 from lookalike.errors import UsageError
 from lookalike.indexer.factory import choose_factory
 from lookalike.indexer.library import LibraryStore, SyncReport, chunks, encode_vector
@@ -56,11 +55,6 @@ def safe_text(text: str | None) -> str | None:
     from lookalike.files import display_path
 
     return None if text is None else display_path(text)
-
-
-def config_key(config: dict[str, Any]) -> str:
-    """A canonical form of a metric config, to tell whether two vector sets are compatible."""
-    return json.dumps(config, sort_keys=True, default=list)
 
 
 class LibraryWriter:
@@ -117,7 +111,7 @@ class LibraryWriter:
                 s.add(row)
                 self.created.add(config.name)
             else:
-                if config_key(row.provenance.get("config", {})) != config_key(prov["config"]):
+                if not same_metric(row.provenance, config):
                     if not rebuild:
                         raise UsageError(
                             f"the library's {config.name} vectors were made by a different config of "
@@ -382,14 +376,32 @@ class LibraryWriter:
             if name not in self._dirty and self.library.index_path(name).is_file():
                 continue
             index.save(self.library.index_path(name))
+            values: dict[str, Any] = {"factory": index.factory, "vector_count": index.ntotal,
+                                      "updated_at": dt.datetime.now(dt.timezone.utc)}
+            pinned = self._pinned_provenance(name)
+            if pinned is not None:
+                values["provenance"] = row.provenance = pinned
             with self.library.write() as s:
-                s.execute(update(MetricIndex).where(MetricIndex.id == row.id)
-                          .values(factory=index.factory, vector_count=index.ntotal,
-                                  updated_at=dt.datetime.now(dt.timezone.utc)))
+                s.execute(update(MetricIndex).where(MetricIndex.id == row.id).values(**values))
             row.factory = index.factory
             self._dirty.discard(name)
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - start
+
+    def _pinned_provenance(self, name: str) -> dict[str, Any] | None:
+        """The metric's provenance with the weight digests pinned since it was recorded (the first
+        download of a file without a catalog checksum), or ``None`` when nothing new is known."""
+        from lookalike.embed.config import fingerprint
+
+        prov, config = self.rows[name].provenance, self.configs.get(name)
+        then = prov.get("weights_sha256") if isinstance(prov, dict) else None
+        if config is None or not isinstance(then, dict):
+            return None
+        now = config.weight_digests()
+        if all(then.get(n) == d or d is None for n, d in now.items()):
+            return None
+        digests = {n: then.get(n) or d for n, d in now.items()}
+        return {**prov, "weights_sha256": digests, "fingerprint": fingerprint(prov["config"], digests)}
 
     def wanted_factory(self, name: str) -> str:
         row, index = self.rows[name], self.indexes[name]

@@ -253,8 +253,9 @@ class Library:
             from lookalike.embed.registry import create_metric
 
             metric = create_metric(name, device=self._device)
-            stored = self._lib.provenance(name).get("config")
-            if stored is not None and stored != metric.config.to_dict():
+            from lookalike.embed.config import same_metric
+
+            if not same_metric(self._lib.provenance(name), metric.config):
                 raise UsageError(f"the library's {name!r} index was built with a different config "
                                  "(weights, preprocessing); re-index it with `lookalike index`")
             self._metrics[name] = metric
