@@ -49,7 +49,7 @@ def test_fingerprint_follows_config_precision_and_weights(tmp_path: Path, monkey
     # weights in the cache without a recorded digest: placing or rewriting them changes the key
     from lookalike.embed.weights import cached_path
 
-    ds = get_config("dreamsim")
+    ds = get_config("diffsim-sd15")  # its files have no catalog digest
     wf = next(w for w in ds.weights if not w.unpack and not w.sha256)
     before = fingerprint(fingerprint_record(ds))
     path = cached_path(wf)

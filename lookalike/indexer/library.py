@@ -40,7 +40,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lookalike.errors import UsageError
-from lookalike.indexer.atomic import atomic_write_bytes
+from lookalike.atomic import atomic_write_bytes
 from lookalike.indexer.vectors import VectorIndex, index_filename
 
 __all__ = ["LibraryStore", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]

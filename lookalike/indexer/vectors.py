@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.indexer.atomic import atomic_write
+from lookalike.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -198,7 +198,7 @@ class Library:
         import io
 
         from lookalike.embed.images import load_image
-        from lookalike.indexer.atomic import atomic_write_bytes
+        from lookalike.atomic import atomic_write_bytes
 
         if int(size) not in THUMBNAIL_SIZES:
             raise UsageError(f"thumbnail size must be {THUMBNAIL_SIZES.start}..{THUMBNAIL_SIZES.stop - 1}, got {size}")
