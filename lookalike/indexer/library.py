@@ -56,6 +56,8 @@ DB_NAME = "library.db"
 FORMAT = 1
 #: Ids per ``IN (...)`` query (well under SQLite's and PostgreSQL's parameter limits).
 CHUNK = 5000
+#: Vectors an index type that needs training (IVF, PQ) is trained on, at most.
+TRAIN_SAMPLE = 100_000
 
 
 class LibraryNotFoundError(UsageError):
@@ -366,21 +368,35 @@ class LibraryStore:
         return index, report
 
     def build_index(self, row: MetricIndex, factory: str, ids: np.ndarray | None = None) -> VectorIndex:
-        """A new index of every committed vector of ``row``'s metric."""
-        ids = self.ids(row.name) if ids is None else ids
-        vecs = self.vectors(row.name, ids.tolist()) if len(ids) else np.zeros((0, row.dim), np.float32)
+        """A new index of every committed vector of ``row``'s metric, streamed from the database
+        in chunks (never all in memory at once; index types that need training see a sample)."""
+        ids = np.sort(self.ids(row.name) if ids is None else np.asarray(ids, np.int64))
         if len(ids) == 0 and factory != "Flat":
             factory = "Flat"  # nothing to train on yet
         (log.info if len(ids) else log.debug)("building %s index of %d %s vectors", factory, len(ids),
                                               row.name)
         try:
-            return VectorIndex.build(row.name, row.dim, row.distance, factory, ids, vecs)
+            index = VectorIndex.empty(row.name, row.dim, row.distance, factory)
+            if not index.trained:
+                sample = ids[np.linspace(0, len(ids) - 1, min(len(ids), TRAIN_SAMPLE)).astype(int)]
+                index.train(self.vectors(row.name, np.unique(sample).tolist()))
         except RuntimeError as exc:  # e.g. fewer training vectors than IVF lists
             if factory == "Flat":
                 raise
             log.warning("cannot build a %s index of %d %s vectors (%s); using Flat", factory, len(ids),
                         row.name, str(exc).splitlines()[-1])
-            return VectorIndex.build(row.name, row.dim, row.distance, "Flat", ids, vecs)
+            index = VectorIndex.empty(row.name, row.dim, row.distance, "Flat")
+        for part, vecs in self.iter_vectors(row.name, ids):
+            index.add(part, vecs)
+        return index
+
+    def iter_vectors(self, metric: str, ids: np.ndarray | None = None,
+                     chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(ids, vectors)`` chunks of ``metric``'s committed vectors (default: all, by id)."""
+        ids = self.ids(metric) if ids is None else np.asarray(ids, np.int64)
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            yield part, self.vectors(metric, part.tolist())
 
     def _fetch_vectors(self, row: MetricIndex, ids: Sequence[int]) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
