@@ -1,7 +1,10 @@
 """``index_library``: list -> plan -> read+decode (worker processes) -> embed (batches) -> write.
 
 Decoding and resizing run in worker processes (:func:`lookalike.embed.pipeline.prepare_files`)
-ahead of inference, which runs here in batches; results are committed every ``commit_every`` files.
+ahead of inference; each batch is planned against the database (:func:`plan_batch`: which metrics
+each content still needs) and embedded by a pure mapper (:func:`embed_batch`: arrays in, vectors
+out) that a :class:`Distributor` runs (:class:`InProcess` today; Ray Data can replace it). Results
+are committed every ``commit_every`` files.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -83,7 +86,8 @@ class IndexReport:
 
 def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]] | None = None,
                   options: IndexOptions | None = None, embedder: Embedder | None = None,
-                  configs: Sequence[MetricConfig] | None = None) -> IndexReport:
+                  configs: Sequence[MetricConfig] | None = None,
+                  distributor: Distributor | None = None) -> IndexReport:
     """Bring ``library`` up to date with the image files under ``roots`` (default: its known roots).
 
     ``embedder``: an :class:`Embedder` whose networks are already loaded (benchmarks).
@@ -105,7 +109,7 @@ def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]]
         writer = LibraryWriter(library, configs, factory=opts.factory, rebuild=opts.rebuild,
                                save_every_s=opts.save_every_s)
         try:
-            report = _index(library, writer, roots, opts, embedder, configs, stop)
+            report = _index(library, writer, roots, opts, embedder, configs, stop, distributor)
         except BaseException:
             _salvage(writer)
             raise
@@ -115,7 +119,7 @@ def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]]
 
 def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
            opts: IndexOptions, embedder: Embedder | None, configs: Sequence[MetricConfig],
-           stop: StopSignals) -> IndexReport:
+           stop: StopSignals, distributor: Distributor | None = None) -> IndexReport:
     top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
     report = IndexReport(str(library.path), top, [c.name for c in configs])
     known = writer.known_files()
@@ -146,7 +150,7 @@ def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | o
         last_commit = time.monotonic()
         with progress_bar(len(plan.todo), "index", enabled=opts.progress) as bar:
             for result in embed_results(plan.todo, plan.expect, writer, embedder, opts,
-                                        on_read=lambda _p: bar.update(1)):
+                                        on_read=lambda _p: bar.update(1), distributor=distributor):
                 writer.add(result)
                 report.read += 1
                 if result.status == FAILED:
@@ -261,10 +265,37 @@ class Embedder:
         return self._metrics[name].embed_arrays(arrays)
 
 
+class Distributor(Protocol):
+    """Runs the embed mapper over batches: in this process today, on a cluster (Ray Data) later.
+    ``map`` must keep the order of ``jobs`` and be lazy (the runner plans each batch just in time)."""
+
+    def map(self, mapper: Callable[[EmbedJob], list[FileResult]],
+            jobs: Iterable[EmbedJob]) -> Iterator[list[FileResult]]: ...
+
+
+class InProcess:
+    """The default :class:`Distributor`: each batch embedded here, in order."""
+
+    def map(self, mapper: Callable[[EmbedJob], list[FileResult]],
+            jobs: Iterable[EmbedJob]) -> Iterator[list[FileResult]]:
+        return map(mapper, jobs)
+
+
+@dataclass
+class EmbedJob:
+    """One batch for the mapper: decoded files, their listing entries, and which metrics each
+    content (sha256) still needs (decided by the runner from the database, not by the mapper)."""
+
+    chunk: Sequence[Prepared]
+    entries: dict[str, FileEntry]
+    needs: dict[str, set[str]]
+
+
 def embed_results(todo: Sequence[FileEntry], expect: dict[str, str], writer: LibraryWriter,
                   embedder: Embedder, opts: IndexOptions,
-                  on_read: Callable[[Prepared], None] | None = None) -> Iterator[FileResult]:
-    """Read, decode and embed ``todo`` in order, one :class:`FileResult` per file.
+                  on_read: Callable[[Prepared], None] | None = None,
+                  distributor: Distributor | None = None) -> Iterator[FileResult]:
+    """Stages read/decode -> plan batch -> embed, one :class:`FileResult` per file, in order.
 
     ``on_read`` is called as each file has been read and decoded (before its batch is embedded):
     the progress bar moves per image, not per batch.
@@ -277,8 +308,9 @@ def embed_results(todo: Sequence[FileEntry], expect: dict[str, str], writer: Lib
                              expect=expect, gpu=pick_device(embedder.device).type == "cuda")
     if on_read is not None:
         prepared = _tap(prepared, on_read)
-    for chunk in batched(prepared, opts.batch_size):
-        yield from embed_chunk(chunk, entries, writer, embedder)
+    jobs = (plan_batch(chunk, entries, writer) for chunk in batched(prepared, opts.batch_size))
+    for results in (distributor or InProcess()).map(lambda job: embed_batch(job, embedder), jobs):
+        yield from results
 
 
 def _tap(items: Iterator[Prepared], call: Callable[[Prepared], None]) -> Iterator[Prepared]:
@@ -287,17 +319,22 @@ def _tap(items: Iterator[Prepared], call: Callable[[Prepared], None]) -> Iterato
         yield item
 
 
-def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter,
-                embedder: Embedder) -> list[FileResult]:
-    """Embed one batch: each distinct content once, only for the metrics it still lacks."""
-    results = [to_result(p, entries[p.path]) for p in chunk]
-    missing = writer.missing_metrics(r.sha256 for r in results if r.status == OK and r.sha256)
+def plan_batch(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter) -> EmbedJob:
+    """Which metrics each content of the batch still needs (committed or pending in ``writer``)."""
+    shas = [p.sha256 for p in chunk if p.error is None and p.sha256]
+    return EmbedJob(chunk, entries, writer.missing_metrics(shas))
+
+
+def embed_batch(job: EmbedJob, embedder: Embedder) -> list[FileResult]:
+    """The mapper: decoded arrays in, vectors out; each distinct content once, only for the metrics
+    it needs. Touches no database."""
+    results = [to_result(p, job.entries[p.path]) for p in job.chunk]
     for name, config in embedder.configs.items():
         todo: dict[str, np.ndarray] = {}
-        for p, r in zip(chunk, results):
+        for p, r in zip(job.chunk, results):
             if r.status != OK or p.arrays is None or r.sha256 is None:
                 continue
-            if name in missing.get(r.sha256, ()) and r.sha256 not in todo:
+            if name in job.needs.get(r.sha256, ()) and r.sha256 not in todo:
                 todo[r.sha256] = p.arrays[config.preprocess.key]
         if not todo:
             continue
@@ -307,6 +344,12 @@ def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer
             if r.sha256 in by_sha:
                 r.vectors[name] = by_sha[r.sha256]
     return results
+
+
+def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter,
+                embedder: Embedder) -> list[FileResult]:
+    """Plan then embed one batch (:func:`plan_batch` + :func:`embed_batch`)."""
+    return embed_batch(plan_batch(chunk, entries, writer), embedder)
 
 
 def to_result(p: Prepared, entry: FileEntry) -> FileResult:
