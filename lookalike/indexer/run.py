@@ -133,7 +133,7 @@ def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | o
     for root in plan.unavailable:
         log.warning("root %s is missing or empty (unmounted drive?): its files are kept%s", root,
                     "" if opts.prune else "; run with --prune to forget them")
-    writer.expect_moves(known[p] for p in plan.deleted)  # deleted at the end unless moved
+    report.deleted = writer.expect_moves(known[p] for p in plan.deleted)  # the rest: at the end, unless moved
     for problem in plan.problems:
         log.warning("skipped %s: %s", display_path(problem.path), problem.reason)
         if problem.reason != PATH_TOO_LONG:  # reported each run; too long for a path column
@@ -169,7 +169,7 @@ def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | o
                     report.interrupted = stop.signal
                     break
         writer.flush()
-    report.deleted = writer.finish_moves()
+    report.deleted += writer.finish_moves()
     report.moved = writer.moved
     if opts.remember_roots:  # before the final save: a failed save must not lose them
         gone = [r for r in plan.unavailable if opts.prune and not os.path.lexists(r)]

@@ -230,12 +230,17 @@ class LibraryWriter:
         self.maybe_save()
         return len(batch)
 
-    def expect_moves(self, gone: Iterable[KnownFile]) -> None:
-        """Keep the rows of files that are gone until :meth:`finish_moves`: a new file with the
-        same bytes takes over such a row (same row, content id and vectors: nothing re-embedded)."""
+    def expect_moves(self, gone: Iterable[KnownFile]) -> int:
+        """Keep the rows of readable files that are gone until :meth:`finish_moves`: a new file with
+        the same bytes takes over such a row (same row, content id and vectors: nothing re-embedded).
+        The other gone rows (failed, skipped) are deleted now; returns how many."""
+        now = []
         for k in gone:
             if k.status == OK and k.sha256:
                 self._moving.setdefault(k.sha256, []).append(k.path)
+            else:
+                now.append(k.path)
+        return self.delete_paths(now)
 
     def finish_moves(self) -> int:
         """Delete the rows of gone files that no new file took over; returns how many."""
