@@ -116,7 +116,7 @@ def test_compare_upload_shows_a_column_per_metric(library: Path, photos: list[Pa
     assert photos[3].name in body  # the uploaded photo is in the library: its own copy is the top hit
     assert "**#1** · 0.0000" in body and "same photo" in body  # effnet-lite0's calibrated meaning
     assert "in 2 of 2 metrics" in body  # both metrics found the photo itself: highlighted
-    overlap = at.dataframe[0].value
+    overlap = at.table[0].value
     assert list(overlap["metrics"]) == ["effnet-lite0 / tiny-vit"] and overlap["shared"][0] >= 1
     # click a hit: it becomes the query
     target = next(b for b in at.button if b.key == "q_tiny-vit_3")
@@ -174,8 +174,8 @@ def test_library_counts_failures_and_duplicate_review(library: Path) -> None:
     at = page("library", token=ADMIN)
     no_exceptions(at)
     body = texts(at)
-    assert "broken.jpg" in at.dataframe[1].value["file"].iloc[0]
-    assert list(at.dataframe[0].value["metric"]) == sorted(METRICS)
+    assert "broken.jpg" in at.dataframe[0].value["file"].iloc[0]
+    assert list(at.table[0].value["metric"]) == sorted(METRICS)
     assert "near-duplicate groups under **effnet-lite0**" in body
     assert "same photo" in body  # the calibrated meaning of the copy's distance
     assert "copy-of-first.jpg" in body
@@ -320,10 +320,10 @@ def test_results_shares_exclusions_and_downloads(library: Path) -> None:
     no_exceptions(at)
     body = texts(at)
     assert "Preference shares" in body and "Exclusions" in body
-    shares = at.dataframe[0].value
+    shares = at.table[0].value
     assert list(shares["metric"]) == METRICS and all("[" in s for s in shares["share [interval]"])
     assert [m.value for m in at.metric][:4] == ["4", "4", "3", "1"]
-    excluded = at.dataframe[2].value
+    excluded = at.table[2].value
     assert list(excluded["participant"]) == [people[0]] and "sentinel" in excluded["reasons"][0]
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels[:2] == ["Answers (CSV)", "Answers (JSON)"]

@@ -17,9 +17,9 @@ HERE = Path(__file__).parent / "views"
 kit.remember_token()
 admin = kit.is_admin()
 participate = st.Page(HERE / "participate.py", title="Participate", icon=":material/how_to_reg:",
-                      url_path="participate", default=not admin)
-pages = [st.Page(HERE / "compare.py", title="Compare", icon=":material/compare:", url_path="compare",
-                 default=admin),
+                      url_path="participate")
+pages = [st.Page(HERE / "home.py", title="Home", icon=":material/home:", default=True, visibility="hidden"),
+         st.Page(HERE / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
          st.Page(HERE / "library.py", title="Library", icon=":material/photo_library:", url_path="library"),
          st.Page(HERE / "design.py", title="Design a study", icon=":material/edit_note:", url_path="design"),
          participate,

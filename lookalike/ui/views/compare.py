@@ -152,7 +152,7 @@ def main() -> None:
     with right:
         if len(results) > 1:
             st.caption("Highlighted: photos in the top-k of two or more metrics.")
-            st.dataframe(overlap({m: [h.image_id for h in r.hits] for m, r in results.items()}),
+            st.table(overlap({m: [h.image_id for h in r.hits] for m, r in results.items()}),
                          hide_index=True)
     cols = st.columns(len(chosen))
     for col, m in zip(cols, chosen):

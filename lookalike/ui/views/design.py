@@ -61,7 +61,7 @@ def _form(svc: kit.Services) -> None:
                          consent=consent, completion_code=code, description=description)
     with st.spinner("Finding the neighbours and freezing the trials..."):
         info = svc.study.create_study(name.strip(), config, admin_token=svc.admin_token)
-    st.session_state["design_study"] = info["name"]
+    st.session_state["design_study"] = st.session_state["design_pick"] = info["name"]
     st.success(f"Study {info['name']!r} created: {info['trials']['main']} trials, "
                f"{info['trials']['practice']} practice, {info['trials']['sentinel']} sentinels.")
 

@@ -28,7 +28,7 @@ def _counts(svc: kit.Services) -> None:
     c[3].metric("Skipped", f["skipped"])
     c[4].metric("Distinct photos", st_["contents"])
     st.subheader("Metrics")
-    st.dataframe([{"metric": m["name"], "vectors": m["vectors"], "dimensions": m["dim"],
+    st.table([{"metric": m["name"], "vectors": m["vectors"], "dimensions": m["dim"],
                    "distance": m["distance"], "index": m["factory"] or "—",
                    "saved in index": m["saved_index_vectors"]} for m in st_["metrics"]], hide_index=True)
     if st_["problems"]:

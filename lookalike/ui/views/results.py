@@ -37,11 +37,11 @@ def _tables(res: dict[str, Any]) -> None:
         st.subheader("Preference shares")
         st.caption(f"Share of answers choosing each metric's candidate, with {level}% intervals "
                    f"(bootstrap over {res['bootstrap']['resamples']}). {res['merged']['note']}.")
-        st.dataframe([{"metric": m, "share [interval]": _interval(r), "chosen": r.get("chosen"),
+        st.table([{"metric": m, "share [interval]": _interval(r), "chosen": r.get("chosen"),
                        "shown": r.get("shown")} for m, r in shares.items()], hide_index=True)
         if bt:
             st.subheader("Bradley–Terry strengths")
-            st.dataframe([{"metric": m, "log-strength [interval]": _interval(r, "log_strength")}
+            st.table([{"metric": m, "log-strength [interval]": _interval(r, "log_strength")}
                           for m, r in bt.items()], hide_index=True)
         with tempfile.TemporaryDirectory() as tmp:
             from lookalike.studies.charts import write_charts
@@ -52,7 +52,7 @@ def _tables(res: dict[str, Any]) -> None:
                 col.image(p.read_bytes(), caption=p.stem.replace("_", " "))
     st.subheader("Exclusions")
     if part["excluded"]:
-        st.dataframe([{"participant": e["participant"], "reasons": "; ".join(map(str, e["reasons"]))}
+        st.table([{"participant": e["participant"], "reasons": "; ".join(map(str, e["reasons"]))}
                       for e in part["excluded"]], hide_index=True)
     else:
         st.write("No participant excluded.")
