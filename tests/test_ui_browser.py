@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,18 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> Path:
+    """32 real photos, a re-encoded and a cropped copy of the first (a near-duplicate group)."""
+    from PIL import Image
+
+    src = tmp_path_factory.mktemp("browser-src")
+    for p in photos[:32]:
+        shutil.copy(p, src / p.name)
+    first = Image.open(photos[0])
+    first.save(src / "first-reencoded.jpg", quality=50)
+    w, h = first.size
+    first.crop((w // 20, h // 20, w - w // 20, h - h // 20)).save(src / "first-cropped.jpg", quality=90)
     lib = tmp_path_factory.mktemp("browser") / "holiday-photos-library"
-    run_cli("index", *map(str, photos[:32]), "--library", str(lib), "-m", METRICS[0], "-m", METRICS[1], "-q",
-            check=True)
+    run_cli("index", str(src), "--library", str(lib), "-m", METRICS[0], "-m", METRICS[1], "-q", check=True)
     return lib
 
 
@@ -45,7 +55,7 @@ def test_study_and_compare_in_a_real_browser(library: Path, photos: list[Path], 
             "Random queries": "8", "Neighbour ranks": "1-3", "Trials per participant": "5",
             "Practice trials": "1", "Sentinels (attention checks)": "2", "Too fast below (ms)": "0"})
         assert link.startswith(server.url + "/participate?study=")
-        page.screenshot(path=str(shots / "design.png"), full_page=True)
+        browser.screenshot(page, shots / "design.png")
 
         # a participant link alone reaches no admin page
         public = link.split("study=", 1)[1]
@@ -67,7 +77,8 @@ def test_study_and_compare_in_a_real_browser(library: Path, photos: list[Path], 
         assert careful.screens == careless_visit.screens == 1 + 5 + 2
         assert careful.code and careful.code == careless_visit.code
         # nothing a participant's browser got names a metric, the library or a photo's file
-        secrets = [*METRICS, "effnet", "tiny", str(library), library.name, *(p.stem for p in photos[:32])]
+        secrets = [*METRICS, "effnet", "tiny", str(library), library.name, "first-",
+                   *(p.stem for p in photos[:32])]
         for v in visits:
             blob = "\n".join([*v.html, *v.urls, *v.image_srcs])
             for s in secrets:
@@ -86,17 +97,18 @@ def test_study_and_compare_in_a_real_browser(library: Path, photos: list[Path], 
         assert all(m in body for m in METRICS) and "Exclusions" in body
         assert careless_visit.participant in body and "sentinel" in body
         assert careful.participant not in body
-        page.screenshot(path=str(shots / "results.png"), full_page=True)
+        browser.screenshot(page, shots / "results.png")
 
         seconds = browser.compare_upload(page, server, photos[7], METRICS)
         for m in METRICS:
             assert page.locator("h3", has_text=m).count() == 1
         assert page.locator('[class*="st-key-agree_"]').count() >= 2  # the photo itself, in both columns
-        page.screenshot(path=str(shots / "compare.png"), full_page=True)
+        browser.screenshot(page, shots / "compare.png")
 
         page.goto(f"{server.url}/library{server.admin}")
-        browser.settle(page, "near-duplicate groups")
-        page.screenshot(path=str(shots / "library.png"), full_page=True)
+        browser.settle(page, "near-duplicate group")
+        assert "1 near-duplicate group under effnet-lite0" in page.inner_text("body")
+        browser.screenshot(page, shots / "library.png")
         chrome.close()
     assert seconds < 60
     assert sorted(p.name for p in shots.glob("*.png")) == [

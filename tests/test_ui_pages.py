@@ -176,7 +176,7 @@ def test_library_counts_failures_and_duplicate_review(library: Path) -> None:
     body = texts(at)
     assert "broken.jpg" in at.dataframe[0].value["file"].iloc[0]
     assert list(at.table[0].value["metric"]) == sorted(METRICS)
-    assert "near-duplicate groups under **effnet-lite0**" in body
+    assert "near-duplicate group under **effnet-lite0**" in body and "Evidence" in body
     assert "same photo" in body  # the calibrated meaning of the copy's distance
     assert "copy-of-first.jpg" in body
     not_same = [b for b in at.button if b.key.startswith("ns_0_")]
@@ -328,3 +328,18 @@ def test_results_shares_exclusions_and_downloads(library: Path) -> None:
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels[:2] == ["Answers (CSV)", "Answers (JSON)"]
     assert len(at.get("image")) >= 2  # the shares chart and the per-rank chart
+
+
+def test_home_sends_a_study_link_to_participate_and_the_organiser_to_compare(library: Path) -> None:
+    info = make_study(library)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["study"] = info["public_id"]
+    at.run()
+    no_exceptions(at)
+    assert "Consent" in texts(at) and not at.sidebar.get("page_link")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["token"] = ADMIN
+    at.run()
+    assert at.title[0].value == "Compare metrics"
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert "Open the link you were given" in texts(at) and "needs the admin token" in at.warning[0].value

@@ -36,7 +36,6 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--url", default=None, metavar="URL",
                    help="the address participants use, for the links the app shows "
                         "(default: the address the organiser's browser used)")
-    p.add_argument("--print-only", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -76,9 +75,6 @@ def run(args: argparse.Namespace) -> int:
         pass
     print(f"admin link: {link}", flush=True)
     print("keep it to yourself; share study links from the Design page", flush=True)
-    if args.print_only:
-        print(" ".join(cmd))
-        return 0
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:

@@ -107,6 +107,19 @@ def settle(page: Any, *want: str, timeout: float = 60_000) -> None:
     page.wait_for_function(SETTLED, arg=list(want), timeout=timeout)
 
 
+def screenshot(page: Any, path: Path, max_height: int = 4000) -> None:
+    """The whole page (Streamlit scrolls inside its main block, so the viewport is stretched)."""
+    size = page.viewport_size
+    page.evaluate("""() => document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]')
+        .forEach(e => e.scrollTo(0, 0))""")
+    height = page.evaluate("""() => Math.max(...['[data-testid="stMain"]', '[data-testid="stAppViewContainer"]']
+        .map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight))""")
+    page.set_viewport_size({"width": size["width"], "height": min(max(int(height), size["height"]), max_height)})
+    settle(page)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+
+
 def create_study(page: Any, server: Server, name: str, fields: dict[str, str]) -> str:
     """Fill the Design form (labels -> values), create the study, return the participant link."""
     page.goto(f"{server.url}/design{server.admin}")
@@ -146,7 +159,7 @@ def participate(page: Any, link: str, careless: bool = False, keys: bool = True,
     settle(page, "Consent")
     seen.html.append(page.content())
     if shots:
-        page.screenshot(path=str(shots / "participate-consent.png"), full_page=True)
+        screenshot(page, shots / "participate-consent.png")
     page.get_by_text("I have read the above").click()
     page.get_by_role("button", name="Start").click()
     settle(page, "Screen 1 of")
@@ -170,7 +183,7 @@ def participate(page: Any, link: str, careless: bool = False, keys: bool = True,
         pick = [i for i in range(len(srcs)) if i not in same][0] if careless else (same or [0])[0]
         seen.html.append(page.content())
         if shots and n == 2:
-            page.screenshot(path=str(shots / "participate-trial.png"), full_page=True)
+            screenshot(page, shots / "participate-trial.png")
         start = time.perf_counter()
         if keys:
             page.keyboard.press(str(pick + 1))
@@ -181,7 +194,7 @@ def participate(page: Any, link: str, careless: bool = False, keys: bool = True,
         seen.screens += 1
     seen.html.append(page.content())
     if shots:
-        page.screenshot(path=str(shots / "participate-done.png"), full_page=True)
+        screenshot(page, shots / "participate-done.png")
     return seen
 
 

@@ -12,6 +12,15 @@ from lookalike.ui.services import THUMB_DIR, THUMB_SIDE, Services
 
 IMAGE_SIDE = 640
 LETTERS = "ABCDEFGHI"
+TRIAL_CSS = """<style>
+[class*="st-key-cand_"] img { cursor: pointer; border-radius: 6px; }
+[class*="st-key-pick_"] button { font-size: 1.2rem; font-weight: 700; }
+[class*="st-key-reference"] img { border: 3px solid #4c72b0; border-radius: 6px; max-height: 42vh; object-fit: contain; }
+@media (max-width: 640px) {  /* phones: candidates stay two to a row instead of stacking */
+  [class*="st-key-row_"] [data-testid="stHorizontalBlock"] { flex-wrap: nowrap !important; gap: 0.5rem; }
+  [class*="st-key-row_"] [data-testid="stColumn"] { min-width: 0 !important; width: auto !important; flex: 1 1 0 !important; }
+}
+</style>"""
 
 
 def thumbs(svc: Services, ids: list[int]) -> dict[int, Path]:
@@ -40,13 +49,15 @@ def show_trial(trial: dict[str, Any], on_pick: Any = None, key: str = "") -> Non
     """One trial as a participant sees it (also the organiser's preview, with ``on_pick=None``)."""
     public_id = trial["study"]
     options = trial["options"]
+    st.html(TRIAL_CSS)
     with st.container(key=f"reference{key}"):
         st.markdown("**Reference**")
         st.image(trial_image(public_id, trial["reference"]), width="stretch")
     st.markdown(f"**{trial['prompt']}**")
     per_row = 2 if len(options) <= 4 else 3
     for start in range(0, len(options), per_row):
-        cols = st.columns(per_row)
+        with st.container(key=f"row_{start}{key}"):
+            cols = st.columns(per_row)
         for col, opt in zip(cols, options[start:start + per_row]):
             letter = opt["letter"]
             with col, st.container(key=f"cand_{letter}{key}", border=True):

@@ -91,22 +91,26 @@ def _column(svc: kit.Services, metric: str, result: Any, agree: dict[int, int], 
     hits = list(result.hits)
     tiles = thumbs(svc, [h.image_id for h in hits])
     secs = f", {result.seconds * 1000:.0f} ms" if result.seconds is not None else ""
-    st.caption(f"{result.distance_kind} distance{secs}")
-    for h in hits:
-        n = agree.get(h.image_id, 0)
-        key = f"agree_{metric}_{h.rank}" if n else f"hit_{metric}_{h.rank}"
-        with st.container(border=True, key=key.replace(".", "_")):
-            if h.image_id in tiles:
-                st.image(str(tiles[h.image_id]), width="stretch")
-            line = f"**#{h.rank}** · {h.distance:.4f}"
-            if h.label:
-                line += f" · *{h.label}*"
-            if n:
-                line += f" · in {n} of {n_metrics} metrics"
-            st.markdown(line)
-            st.caption(Path(h.path).name)
-            st.button("Make this the query", key=f"q_{metric}_{h.rank}", on_click=_set_query,
-                      args=("id", h.image_id, Path(h.path).name), width="stretch")
+    calibrated = any(h.label for h in hits)
+    st.caption(f"{result.distance_kind} distance{secs}" +
+               ("" if calibrated or not hits else " · no calibrated meanings for this metric"))
+    per_row = max(1, 4 // n_metrics)
+    for start in range(0, len(hits), per_row):
+        for col, h in zip(st.columns(per_row), hits[start:start + per_row]):
+            n = agree.get(h.image_id, 0)
+            key = f"agree_{metric}_{h.rank}" if n else f"hit_{metric}_{h.rank}"
+            with col, st.container(border=True, key=key.replace(".", "_")):
+                if h.image_id in tiles:
+                    st.image(str(tiles[h.image_id]), width="stretch")
+                line = f"**#{h.rank}** · {h.distance:.4f}"
+                if h.label:
+                    line += f" · *{h.label}*"
+                if n:
+                    line += f" · in {n} of {n_metrics} metrics"
+                st.markdown(line)
+                st.caption(Path(h.path).name)
+                st.button("Make this the query", key=f"q_{metric}_{h.rank}", on_click=_set_query,
+                          args=("id", h.image_id, Path(h.path).name), width="stretch")
 
 
 def main() -> None:

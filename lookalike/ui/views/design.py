@@ -80,10 +80,12 @@ def _study(svc: kit.Services, name: str) -> None:
     with st.expander("Configuration"):
         st.json(info["config"])
     n = st.number_input("Preview trials", 1, 10, 2, key="preview_n")
-    for i, trial in enumerate(svc.study.preview(name, int(n), admin_token=svc.admin_token)):
-        with st.container(border=True):
-            st.caption(f"Preview {i + 1}: as a participant sees it (candidates in stored order)")
-            show_trial(trial, None, key=f"_preview{i}")
+    trials = svc.study.preview(name, int(n), admin_token=svc.admin_token)
+    for start in range(0, len(trials), 3):
+        for i, (col, trial) in enumerate(zip(st.columns(3), trials[start:start + 3]), start):
+            with col, st.container(border=True):
+                st.caption(f"Preview {i + 1}: as a participant sees it (candidates in stored order)")
+                show_trial(trial, None, key=f"_preview{i}")
     if info["status"] == "open" and st.button("Close the study (no new answers)", key="close_study"):
         svc.study.close_study(name, admin_token=svc.admin_token)
         st.rerun()

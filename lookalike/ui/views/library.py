@@ -49,7 +49,7 @@ def _review(svc: kit.Services, metric: str) -> None:
     not_same = reviews.not_same_pairs()
     keep = reviews.load()["keep"]
     shown = [g for g in (split_groups(g.members, not_same) for g in groups) if g]
-    st.write(f"{len(shown)} near-duplicate groups under **{metric}** "
+    st.write(f"{len(shown)} near-duplicate group{'' if len(shown) == 1 else 's'} under **{metric}** "
              f"({len(groups) - len(shown)} dissolved by your reviews).")
     if not shown:
         return
@@ -72,9 +72,9 @@ def _review(svc: kit.Services, metric: str) -> None:
                         st.markdown("*reference of the group*")
                     else:
                         st.markdown(f"{dist:.4f} from the reference: **{meaning or 'no calibration'}**")
-                        with st.expander("Evidence"):
-                            for m, d in svc.pair_distances(ref[0], image_id).items():
-                                st.write(f"{m}: {d:.4f}")
+                        evidence = svc.pair_distances(ref[0], image_id)
+                        st.caption("Evidence, distance to the reference: " +
+                                   " · ".join(f"{m} {d:.4f}" for m, d in evidence.items()))
                         if st.button("Not the same photo", key=f"ns_{gi}_{image_id}"):
                             reviews.mark_not_same(ref[0], image_id, metric, dist, (ref[1], path))
                             st.rerun()

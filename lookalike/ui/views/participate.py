@@ -41,11 +41,7 @@ if (!window.__lookalikeKeys) {
 }
 </script>"""
 
-CSS = """<style>
-[class*="st-key-cand_"] img { cursor: pointer; border-radius: 6px; }
-[class*="st-key-pick_"] button { font-size: 1.2rem; font-weight: 700; }
-.st-key-reference img { border: 3px solid #4c72b0; border-radius: 6px; }
-</style>"""
+
 
 
 def _params() -> dict[str, str]:
@@ -54,7 +50,6 @@ def _params() -> dict[str, str]:
 
 
 def main() -> None:
-    st.html(CSS)
     public_id = st.query_params.get("study")
     if not public_id:
         st.title("Photo study")

@@ -36,7 +36,7 @@ def _tables(res: dict[str, Any]) -> None:
         level = int(round(100 * res["bootstrap"]["level"]))
         st.subheader("Preference shares")
         st.caption(f"Share of answers choosing each metric's candidate, with {level}% intervals "
-                   f"(bootstrap over {res['bootstrap']['resamples']}). {res['merged']['note']}.")
+                   f"(bootstrap over {res['bootstrap']['resamples']}). {res['merged']['note'].capitalize()}.")
         st.table([{"metric": m, "share [interval]": _interval(r), "chosen": r.get("chosen"),
                        "shown": r.get("shown")} for m, r in shares.items()], hide_index=True)
         if bt:
@@ -57,16 +57,19 @@ def _tables(res: dict[str, Any]) -> None:
     else:
         st.write("No participant excluded.")
     s, rt, agree = res.get("sentinels") or {}, res.get("response_ms") or {}, res.get("agreement") or {}
-    a, b, c = st.columns(3)
-    with a:
-        st.subheader("Sentinels")
-        st.json(s, expanded=True)
-    with b:
-        st.subheader("Response times (ms)")
-        st.json(rt, expanded=True)
-    with c:
-        st.subheader("Agreement")
-        st.json(agree, expanded=True)
+    for col, title, table in zip(st.columns(3), ("Sentinels", "Response times (ms)", "Agreement"),
+                                 (s, rt, agree)):
+        with col:
+            st.subheader(title)
+            st.table([{"": k.replace("_", " "), "value": _fmt(v)} for k, v in table.items()], hide_index=True)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "— (too few answers)"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.0f}"
+    return str(v)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
