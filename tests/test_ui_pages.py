@@ -144,6 +144,20 @@ def test_compare_browse_uses_cached_thumbnails_not_full_photos(library: Path) ->
     assert urls and all("/media/" in u for u in urls)  # served from the media cache, never a file path
 
 
+def test_compare_pasted_path_and_a_bad_path(library: Path, photos: list[Path]) -> None:
+    at = page("compare", token=ADMIN)
+    at.radio(key="query_source").set_value("Paste a path").run()
+    at.text_input(key="query_path").input(str(library / "no-such.jpg")).run()
+    at.button(key="path_go").click().run()
+    no_exceptions(at)
+    assert "No file at" in at.error[0].value and not at.subheader
+    at.text_input(key="query_path").input(str(photos[2])).run()
+    at.button(key="path_go").click().run()
+    no_exceptions(at)
+    assert [s.value for s in at.subheader] == METRICS
+    assert f"Query: {photos[2].name}" in [c for im in at.get("image") for c in im.captions]
+
+
 def test_compare_shows_missing_weights_with_the_remedy(library: Path, photos: list[Path],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import lookalike.embed.registry as registry
@@ -328,6 +342,9 @@ def test_results_shares_exclusions_and_downloads(library: Path) -> None:
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels[:2] == ["Answers (CSV)", "Answers (JSON)"]
     assert len(at.get("image")) >= 2  # the shares chart and the per-rank chart
+    at.toggle(key="live").set_value(True).run()  # refreshed every 5 s in a fragment
+    no_exceptions(at)
+    assert at.table[0].value.equals(shares)
 
 
 def test_home_sends_a_study_link_to_participate_and_the_organiser_to_compare(library: Path) -> None:
