@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_compare_upload_shows_a_column_per_metric(library: Path, photos: list[Pa
         assert len(hits) == 5
     body = texts(at)
     assert photos[3].name in body  # the uploaded photo is in the library: its own copy is the top hit
-    assert "**#1** · 0.0000" in body and "same photo" in body  # effnet-lite0's calibrated meaning
+    assert re.search(r"\*\*#1\*\* · 0\.0000 · \*[a-z ,/]+\*", body)  # effnet-lite0's calibrated meaning
     assert "in 2 of 2 metrics" in body  # both metrics found the photo itself: highlighted
     overlap = at.table[0].value
     assert list(overlap["metrics"]) == ["effnet-lite0 / tiny-vit"] and overlap["shared"][0] >= 1
@@ -191,7 +192,7 @@ def test_library_counts_failures_and_duplicate_review(library: Path) -> None:
     assert "broken.jpg" in at.dataframe[0].value["file"].iloc[0]
     assert list(at.table[0].value["metric"]) == sorted(METRICS)
     assert "near-duplicate group under **effnet-lite0**" in body and "Evidence" in body
-    assert "same photo" in body  # the calibrated meaning of the copy's distance
+    assert "from the reference: **same photo" in body  # the calibrated meaning of the copy's distance
     assert "copy-of-first.jpg" in body
     not_same = [b for b in at.button if b.key.startswith("ns_0_")]
     keep = [b for b in at.button if b.key.startswith("keep_0_")]

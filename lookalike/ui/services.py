@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,10 +209,10 @@ def group_key(metric: str, ids: list[int]) -> str:
     return f"{metric}:{min(ids)}"
 
 
-def split_groups(members: list[tuple[int, str, float, str | None]],
-                 not_same: set[tuple[int, int]]) -> list[tuple[int, str, float, str | None]]:
+def split_groups(members: Sequence[Any], not_same: set[tuple[int, int]]) -> list[Any]:
     """A duplicate group without the members a reviewer marked "not the same photo" as its
-    reference (the first member); what is left is a group only if it has two or more members."""
+    reference (the first member); what is left is a group only if it has two or more members.
+    ``members``: tuples starting ``(image_id, path, distance, meaning)``."""
     ref = members[0][0]
     kept = [m for m in members if m[0] == ref or (min(ref, m[0]), max(ref, m[0])) not in not_same]
     return kept if len(kept) >= 2 else []

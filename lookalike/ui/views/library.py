@@ -39,6 +39,10 @@ def _counts(svc: kit.Services) -> None:
         st.caption("Every file was read.")
 
 
+def _short(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _review(svc: kit.Services, metric: str) -> None:
     reviews = svc.reviews()
     with st.spinner(f"Finding near-duplicates under {metric}..."):
@@ -63,7 +67,8 @@ def _review(svc: kit.Services, metric: str) -> None:
             st.markdown(f"**Group of {len(members)}**" + (f" · keeping image {keep[gkey]}" if gkey in keep else ""))
             cols = st.columns(min(len(members), 5))
             ref = members[0]
-            for n, (image_id, path, dist, meaning) in enumerate(members):
+            for n, member in enumerate(members):
+                image_id, path, dist, meaning = member[:4]
                 with cols[n % len(cols)]:
                     if image_id in tiles:
                         st.image(str(tiles[image_id]), width="stretch")
@@ -75,11 +80,14 @@ def _review(svc: kit.Services, metric: str) -> None:
                         evidence = svc.pair_distances(ref[0], image_id)
                         st.caption("Evidence, distance to the reference: " +
                                    " · ".join(f"{m} {d:.4f}" for m, d in evidence.items()))
-                        if st.button("Not the same photo", key=f"ns_{gi}_{image_id}"):
+                        extra = member[4] if len(member) > 4 else None  # the search's own evidence
+                        if extra:
+                            st.caption(" · ".join(f"{k.replace('_', ' ')}: {_short(v)}" for k, v in extra.items()))
+                        if st.button("Not the same photo", key=f"ns_{gi}_{n}_{image_id}"):
                             reviews.mark_not_same(ref[0], image_id, metric, dist, (ref[1], path))
                             st.rerun()
                     label = "Kept" if keep.get(gkey) == image_id else "Keep this copy"
-                    if st.button(label, key=f"keep_{gi}_{image_id}", disabled=keep.get(gkey) == image_id):
+                    if st.button(label, key=f"keep_{gi}_{n}_{image_id}", disabled=keep.get(gkey) == image_id):
                         reviews.keep(gkey, image_id)
                         st.rerun()
 
