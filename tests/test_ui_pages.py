@@ -115,7 +115,7 @@ def test_compare_upload_shows_a_column_per_metric(library: Path, photos: list[Pa
         assert len(hits) == 5
     body = texts(at)
     assert photos[3].name in body  # the uploaded photo is in the library: its own copy is the top hit
-    assert re.search(r"\*\*#1\*\* · 0\.0000 · \*[a-z ,/]+\*", body)  # effnet-lite0's calibrated meaning
+    assert re.search(r"\*\*#1\*\* · 0\.0000 · \*[a-z ,/-]+\*", body)  # effnet-lite0's calibrated meaning
     assert "in 2 of 2 metrics" in body  # both metrics found the photo itself: highlighted
     overlap = at.table[0].value
     assert list(overlap["metrics"]) == ["effnet-lite0 / tiny-vit"] and overlap["shared"][0] >= 1
