@@ -18,7 +18,8 @@ def _interval(row: dict[str, Any], key: str = "share") -> str:
     v, lo, hi = row.get(key), row.get("low"), row.get("high")
     if v is None:
         return "—"
-    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else f"{v:.3f}"
+    return (f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None
+            else f"{v:.3f} (no interval: needs 2+ participants)")
 
 
 def _tables(res: dict[str, Any]) -> None:
