@@ -1,0 +1,69 @@
+"""Judgment data labelled by a hidden rule, built from the real photos, for the tuning tests.
+
+Each reference photo gets two edits: one keeps its colours but changes its framing (a corner crop,
+mirrored), the other keeps its framing but drops its colours (grey levels). The
+hidden rule says the colour-keeping edit is the closer one; metrics built on shapes and layout
+(every untuned network here) mostly say the opposite.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from tests.judgment_data import NIGHTS_HEADER, write_csv
+
+
+def reframe(im: Image.Image, rng: random.Random) -> Image.Image:
+    """Same colours, other framing: a 50-65% window from a random corner, mirrored."""
+    w, h = im.size
+    f = rng.uniform(0.5, 0.65)
+    cw, ch = int(w * f), int(h * f)
+    x = 0 if rng.random() < 0.5 else w - cw
+    y = 0 if rng.random() < 0.5 else h - ch
+    return ImageOps.mirror(im.crop((x, y, x + cw, y + ch)).resize((w, h), Image.BICUBIC))
+
+
+def recolour(im: Image.Image, rng: random.Random) -> Image.Image:
+    """Same framing, no colours: grey levels only."""
+    return ImageOps.grayscale(im).convert("RGB")
+
+
+def split_of(i: int, n: int) -> str:
+    """First 70% of references train, next 15% val, last 15% test."""
+    return "train" if i < 0.7 * n else ("val" if i < 0.85 * n else "test")
+
+
+def write_rule_nights(root: Path, photos: Sequence[Path], per_ref: int = 2, size: int = 64,
+                      seed: int = 0, rule: str = "colour") -> Path:
+    """A NIGHTS-layout folder: for each photo ``per_ref`` triplets (ref, two edits), target by
+    ``rule`` ("colour": the recoloured-not edit is closer; "framing": the reframed-not edit)."""
+    rng = random.Random(seed)
+    lines = []
+    k = 0
+    for i, photo in enumerate(photos):
+        with Image.open(photo) as src:
+            ref = src.convert("RGB").resize((size, size), Image.BICUBIC)
+        ref_rel = f"ref/000/{i:03d}.png"
+        (root / ref_rel).parent.mkdir(parents=True, exist_ok=True)
+        ref.save(root / ref_rel)
+        for j in range(per_ref):
+            keep_colour, keep_frame = reframe(ref, rng), recolour(ref, rng)
+            closer, farther = (keep_colour, keep_frame) if rule == "colour" else (keep_frame, keep_colour)
+            right_closer = rng.random() < 0.5
+            left, right = (farther, closer) if right_closer else (closer, farther)
+            rels = []
+            for side, im in (("0", left), ("1", right)):
+                rel = f"distort/000/{i:03d}_{j}_{side}.png"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                im.save(root / rel)
+                rels.append(rel)
+            # left_vote counts votes for "right is closer" (NIGHTS's convention, target = left/(left+right))
+            votes = (6, 0) if right_closer else (0, 6)
+            lines.append([k, 6, *votes, ref_rel, *rels, split_of(i, len(photos)), "photo", False])
+            k += 1
+    write_csv(root / "data.csv", NIGHTS_HEADER, lines)
+    return root
