@@ -1,7 +1,8 @@
 """``lookalike distance A B``: how far apart two images are under one or more metrics.
 
 Cosine metrics give ``1 - cos`` of the two embeddings; ``sqeuclidean`` metrics (LPIPS) give the
-squared L2 distance of their vectors, which for LPIPS metrics is LPIPS itself.
+squared L2 distance of their vectors, which for LPIPS metrics is LPIPS itself. Pairwise metrics
+(``diffsim-sd15``) give their own distance (DiffSim: 1 - the aligned attention score).
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ def distances(a: str, b: str, metrics: list[str], device: str | None = None) -> 
     rows = []
     for name in metrics:
         metric = create_metric(name, device=device)
-        va, vb = metric.embed(images)
-        d = max(0.0, float(exact_distances(va[None], vb[None], metric.distance_kind)[0, 0]))
+        if getattr(metric, "kind", "embedding") == "pairwise":
+            d = max(0.0, float(metric.distance_pairs(images[:1], images[1:])[0]))
+        else:
+            va, vb = metric.embed(images)
+            d = max(0.0, float(exact_distances(va[None], vb[None], metric.distance_kind)[0, 0]))
         rows.append({"metric": name, "distance_kind": metric.distance_kind, "distance": d})
     return rows
 

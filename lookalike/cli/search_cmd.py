@@ -17,6 +17,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("-k", type=int, default=10, help="neighbours per metric (default 10)")
     p.add_argument("-m", "--metric", action="append", help="metric (repeatable; default: all indexed)")
     p.add_argument("--exclude-self", action="store_true", help="drop the query image from its own hits")
+    p.add_argument("--rerank", metavar="PAIRWISE", help="re-rank the candidates with a pairwise metric "
+                   "(e.g. diffsim-sd15), shown as a column of its own")
+    p.add_argument("--candidates", type=int, default=100, metavar="N",
+                   help="with --rerank: candidates taken from each metric's top N (default 100)")
     add_library(p)
     add_json(p)
     add_device(p)
@@ -32,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     with Library.open(args.library, db_url=args.db, device=args.device) as lib:
         results = lib.search([_parse_query(q) for q in args.queries], k=args.k, metrics=args.metric,
-                             exclude_self=args.exclude_self)
+                             exclude_self=args.exclude_self, rerank=args.rerank,
+                             candidates=args.candidates)
     if args.json:
         for r in results:
             emit_json(r.to_dict())

@@ -94,4 +94,8 @@ def create_metric(name: str | MetricConfig, device: str | None = None, precision
     from lookalike.embed.metric import Metric
 
     config = name if isinstance(name, MetricConfig) else get_config(name)
+    if config.options.get("kind") == "pairwise":  # DiffSim & co: see lookalike.embed.pairwise
+        from lookalike.embed.pairwise import PairwiseMetric
+
+        return PairwiseMetric.from_config(config, device=device, precision=precision)  # type: ignore[return-value]
     return Metric.from_config(config, device=device, precision=precision)

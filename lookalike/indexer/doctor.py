@@ -59,6 +59,11 @@ def diagnose(lib: Library) -> list[Finding]:
         rows = list(s.scalars(select(MetricIndex).order_by(MetricIndex.name)))
         orphans = list(s.scalars(select(Content.id).where(
             ~exists().where(Image.content_id == Content.id)).order_by(Content.id)))
+        if orphans:  # contents a study shows are kept on purpose (their vectors are gone)
+            from lookalike.studies.refs import study_content_ids
+
+            kept = study_content_ids(s, orphans)
+            orphans = [c for c in orphans if c not in kept]
         if orphans:
             out.append(Finding("orphan-contents", "contents no file refers to", len(orphans),
                                examples=orphans[:EXAMPLES]))

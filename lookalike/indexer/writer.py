@@ -241,6 +241,9 @@ class LibraryWriter:
         """Delete every content no file refers to (doctor's repair)."""
         with self.store.transaction() as s:
             ids = set(s.scalars(select(Content.id).where(~exists().where(Image.content_id == Content.id))))
+            from lookalike.studies.refs import study_content_ids
+
+            ids -= study_content_ids(s, ids)  # kept for the studies that show them
             dropped = self._drop_orphans(s, ids)
         self._remove_from_indexes(dropped)
         return dropped
@@ -257,9 +260,12 @@ class LibraryWriter:
             still = set(s.scalars(select(Image.content_id).where(Image.content_id.in_(part))))
             gone = [c for c in part if c not in still]
             if gone:
+                from lookalike.studies.refs import study_content_ids
+
+                kept = study_content_ids(s, gone)  # a study shows them: keep the content row (identity)
                 s.execute(delete(Vector).where(Vector.content_id.in_(gone)))
                 s.execute(update(Image).where(Image.content_id.in_(gone)).values(content_id=None))
-                s.execute(delete(Content).where(Content.id.in_(gone)))
+                s.execute(delete(Content).where(Content.id.in_([c for c in gone if c not in kept])))
                 dropped += gone
         return dropped
 

@@ -24,6 +24,8 @@ Query = str | os.PathLike[str] | int | Image.Image | np.ndarray
 
 #: Candidates fetched per wanted neighbour before exact re-ranking on approximate indexes.
 RERANK_FACTOR = 4
+#: Candidates per embedding metric that ``search(rerank=...)`` re-ranks with a pairwise metric.
+RERANK_CANDIDATES = 100
 
 
 @dataclass
@@ -177,8 +179,13 @@ class Library:
         return out
 
     def search(self, queries: Query | Sequence[Query], k: int = 10, metrics: Sequence[str] | None = None,
-               exclude_self: bool = False, batch_size: int = 32) -> list[SearchResult]:
-        """Nearest neighbours of each query under each metric (default: every indexed metric)."""
+               exclude_self: bool = False, batch_size: int = 32, rerank: str | None = None,
+               candidates: int = RERANK_CANDIDATES) -> list[SearchResult]:
+        """Nearest neighbours of each query under each metric (default: every indexed metric).
+
+        ``rerank``: a pairwise metric (e.g. ``diffsim-sd15``) that re-ranks the union of each metric's
+        top ``candidates`` into a column of its own (see :mod:`lookalike.search.pairwise_rerank`).
+        """
         if isinstance(queries, (str, os.PathLike, int, Image.Image, np.ndarray)):
             queries = [queries]  # type: ignore[list-item]
         resolved = self._resolve(queries)  # type: ignore[arg-type]
@@ -193,6 +200,7 @@ class Library:
 
         results = [SearchResult(q.label, q.image_id) for q in resolved]
         extra = 1 if exclude_self else 0
+        k_out, k = k, max(k, candidates) if rerank else k
         for name in metric_names:
             start = time.perf_counter()
             cal = calibration_or_none(name)
@@ -212,6 +220,11 @@ class Library:
                     hits.append(Hit(int(i), paths.get(int(i), ""), float(d), len(hits) + 1, name,
                                     cal.meaning(float(d)) if cal else None))
                 res.by_metric[name] = QueryResult(q.label, name, tuple(hits[:k]), kind, seconds)
+        if rerank:
+            from lookalike.search.pairwise_rerank import add_rerank_column
+
+            add_rerank_column(results, [q.path if q.source is None else q.source for q in resolved],
+                              rerank, k_out, candidates, self._device, built=self._metrics)
         return results
 
 

@@ -6,8 +6,8 @@ sha256: identical bytes at several paths are embedded once), one per metric inde
 float32 vector: the database is the source of truth, FAISS files are a derived, rebuildable cache).
 FAISS vector ids are ``Content.id``.
 
-Studies of human judgments (used by later issues) are :class:`Study` -> :class:`Trial` ->
-:class:`Judgment`.
+Studies of human judgments (:mod:`lookalike.studies`) are :class:`Study` -> :class:`Trial`
+(-> :class:`TrialImage`) and :class:`Participant` -> :class:`Assignment` -> :class:`Judgment`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -135,7 +136,11 @@ class Root(Base):
 
 
 class Study(Base):
-    """A set of trials shown to people: ``kind`` is ``2afc`` (triplets) or ``retrieval``."""
+    """A set of trials shown to people: ``kind`` is ``2afc`` (triplets) or ``retrieval``.
+
+    ``public_id`` is the opaque id in participant links; ``secret`` keys the HMAC image tokens
+    (:mod:`lookalike.studies.blinding`); ``status`` is ``open`` or ``closed``.
+    """
 
     __tablename__ = "studies"
 
@@ -145,16 +150,21 @@ class Study(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    public_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    secret: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
 
     trials: Mapped[list[Trial]] = relationship(back_populates="study", cascade="all, delete-orphan")
 
 
 class Trial(Base):
-    """One question. 2AFC: which of ``left``/``right`` looks more like ``reference``?
+    """One question, frozen at study creation. ``role``: ``main``, ``practice`` or ``sentinel``.
 
-    Retrieval preference: for query ``reference``, which result list looks better, the one of
-    ``left_label`` (a metric name) or ``right_label``? The lists go in ``payload``.
-    Image references are content ids (``NULL`` when an image left the library).
+    The candidates shown are :class:`TrialImage` rows (slot 0, 1, ...; for 2AFC slot 0 is
+    ``left`` and slot 1 ``right``, mirrored in ``left_id``/``right_id`` and their metric labels).
+    ``rank`` is the neighbour rank the candidates were taken at. Image references are content ids
+    (``NULL`` when an image left the library) with their sha256 beside them.
     """
 
     __tablename__ = "trials"
@@ -169,20 +179,80 @@ class Trial(Base):
     right_label: Mapped[str | None] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    role: Mapped[str] = mapped_column(String(16), default="main")
+    rank: Mapped[int | None] = mapped_column(Integer)
+    reference_sha256: Mapped[str | None] = mapped_column(String(64))
 
     study: Mapped[Study] = relationship(back_populates="trials")
     judgments: Mapped[list[Judgment]] = relationship(back_populates="trial", cascade="all, delete-orphan")
+    images: Mapped[list[TrialImage]] = relationship(back_populates="trial", cascade="all, delete-orphan",
+                                                    order_by="TrialImage.slot")
+
+
+class TrialImage(Base):
+    """One candidate of a trial: the image (content id + sha256) and the metrics that returned it
+    (several when metrics agree; the choice is credited to each; none for a sentinel's decoys)."""
+
+    __tablename__ = "trial_images"
+    __table_args__ = (UniqueConstraint("trial_id", "slot", name="uq_trial_images_trial_slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    slot: Mapped[int] = mapped_column(Integer)
+    content_id: Mapped[int | None] = mapped_column(ForeignKey("contents.id", ondelete="SET NULL"),
+                                                   index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    trial: Mapped[Trial] = relationship(back_populates="images")
+
+
+class Participant(Base):
+    """Someone taking a study: ``token`` is the pseudonymous id in their link; ``external_id`` the
+    id they came with (``PROLIFIC_PID`` or the one given), ``params`` the URL parameters recorded."""
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("study_id", "external_id", name="uq_participants_study_external"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str] = mapped_column(String(256))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Assignment(Base):
+    """Trial number ``seq`` of a participant's sequence, with the order its slots are shown in
+    (``positions[i]`` = the slot shown at letter i) and when it was last shown."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("participant_id", "seq", name="uq_assignments_participant_seq"),
+                      UniqueConstraint("participant_id", "trial_id", name="uq_assignments_participant_trial"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    positions: Mapped[list[int]] = mapped_column(JSON, default=list)
+    first_shown_at: Mapped[dt.datetime | None] = mapped_column()
+    shown_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Judgment(Base):
-    """One participant's answer to one trial: ``choice`` is ``left``, ``right`` or ``tie``.
+    """One participant's answer to one trial: ``choice`` is ``left``, ``right`` or ``tie`` for 2AFC,
+    the letter picked for retrieval trials; ``choice_slot`` the trial slot picked.
 
     ``swapped`` records whether the sides were shown swapped on screen (``choice`` is always in
-    the trial's own left/right terms).
+    the trial's own left/right terms). ``positions`` is the order the slots were shown in;
+    ``too_fast`` flags answers under the study's response-time floor. One answer per
+    (participant, trial): a retried submit stores nothing new.
     """
 
     __tablename__ = "judgments"
-    __table_args__ = (Index("ix_judgments_participant_trial", "participant", "trial_id"),)
+    __table_args__ = (Index("ix_judgments_participant_trial", "participant", "trial_id"),
+                      UniqueConstraint("participant_id", "trial_id", name="uq_judgments_participant_trial"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
@@ -192,9 +262,15 @@ class Judgment(Base):
     shown_at: Mapped[dt.datetime | None] = mapped_column()
     answered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     response_ms: Mapped[float | None] = mapped_column(Float)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"),
+                                                      unique=True)
+    choice_slot: Mapped[int | None] = mapped_column(Integer)
+    positions: Mapped[list[int] | None] = mapped_column(JSON)
+    too_fast: Mapped[bool] = mapped_column(default=False)
 
     trial: Mapped[Trial] = relationship(back_populates="judgments")
 
 
-__all__ = ["Base", "Content", "FAILED", "Image", "Judgment", "MetricIndex", "OK", "Root", "SKIPPED",
-           "Study", "Trial", "Vector"]
+__all__ = ["Assignment", "Base", "Content", "FAILED", "Image", "Judgment", "MetricIndex", "OK", "Participant",
+           "Root", "SKIPPED", "Study", "Trial", "TrialImage", "Vector"]
