@@ -58,6 +58,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     g.add_argument("--val-frac", type=float, help="share of unlabelled references for validation (0.15)")
     g.add_argument("--test-frac", type=float, help="share of unlabelled references for test (0.15)")
     p.add_argument("--resume", action="store_true", help="continue the last checkpointed run of NAME")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="train N epochs now and stop, keeping the checkpoint (continue with --resume)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing user metric NAME")
     add_json(p)
     add_device(p)
@@ -97,9 +99,14 @@ def run(args: argparse.Namespace) -> int:
              "lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_dropout": args.lora_dropout,
              "val_frac": args.val_frac, "test_frac": args.test_frac,
              "grad_checkpointing": False if args.no_grad_checkpointing else None}
-    result = tune(args.base, args.data, args.method, args.name, device=args.device, resume=args.resume,
+    out = tune(args.base, args.data, args.method, args.name, device=args.device, resume=args.resume,
                   overwrite=args.overwrite, progress=True, layout=args.layout, min_votes=args.min_votes,
-                  strict=not args.skip_bad, **hyper).to_dict()
+                  strict=not args.skip_bad, stop_after=args.stop_after, **hyper)
+    if out is None:
+        emit_json({"stopped": True, "metric": args.name}) if args.json else print(
+            f"stopped after {args.stop_after} epoch(s); continue with --resume")
+        return 0
+    result = out.to_dict()
     if args.json:
         emit_json(result)
     else:

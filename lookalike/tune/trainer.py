@@ -140,12 +140,13 @@ def _check_target(name: str, overwrite: bool) -> None:
 def tune(base: str | MetricConfig, data: str | os.PathLike[str] | TuneData, method: str, name: str, *,
          device: str | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
          layout: str | None = None, min_votes: int | None = None, strict: bool = True,
-         **hyper: Any) -> TuneResult:
+         stop_after: int | None = None, **hyper: Any) -> TuneResult | None:
     """Tune ``base`` on ``data`` with ``method`` and register the result as metric ``name``.
 
     ``hyper`` overrides the recipe (:mod:`lookalike.tune.recipe`): ``epochs``, ``lr``,
     ``batch_size``, ``margin``, ``seed``, ``hidden``, ``lora_r``, ``lora_alpha``, ``lora_dropout``,
-    ``grad_checkpointing``, ``val_frac``, ``test_frac``, ``weight_decay``."""
+    ``grad_checkpointing``, ``val_frac``, ``test_frac``, ``weight_decay``. ``stop_after``: train at
+    most that many epochs in this call and return ``None``, leaving the checkpoint for ``resume``."""
     from lookalike.embed.device import pick_device
     from lookalike.embed.registry import get_config
     from lookalike.judgments.cache import fingerprint, fingerprint_record
@@ -225,6 +226,9 @@ def tune(base: str | MetricConfig, data: str | os.PathLike[str] | TuneData, meth
             _save_checkpoint(run, {"run_key": run_key, "epoch": epoch, "state": learner.state(),
                                    "optimizer": optimizer.state_dict(), "report": report,
                                    "best_epoch": best_epoch, "best_val": best_val, "best_state": best_state})
+            if stop_after is not None and epoch - first + 1 >= stop_after and epoch < hp.epochs:
+                log.info("stopped after epoch %d; continue with --resume", epoch)
+                return None
     if not td.val:
         log.warning("no validation triplets: keeping the last epoch")
     learner.load_state(best_state)
