@@ -67,3 +67,36 @@ def write_rule_nights(root: Path, photos: Sequence[Path], per_ref: int = 2, size
             k += 1
     write_csv(root / "data.csv", NIGHTS_HEADER, lines)
     return root
+
+
+def blur_vs_noise(im: Image.Image, k: int, levels: int, rng: "np.random.Generator") -> Image.Image:
+    """Candidate ``k`` of ``levels``: blur grows with ``k`` while noise shrinks."""
+    import numpy as np
+    from PIL import ImageFilter
+
+    out = im.filter(ImageFilter.GaussianBlur(radius=0.6 * k)) if k else im
+    sigma = 24.0 * (levels - 1 - k)
+    a = np.asarray(out, np.float32) + rng.normal(0, sigma, (im.size[1], im.size[0], 3)) if sigma else np.asarray(out)
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+def write_rule_rankings(root: Path, photos: Sequence[Path], levels: int = 4, size: int = 64, seed: int = 0) -> Path:
+    """rankings.csv: per target photo, ``levels`` candidates ranked by the hidden rule "blur matters,
+    noise does not" (rank = blur level + 1), their noise falling as their blur rises."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i, photo in enumerate(photos):
+        with Image.open(photo) as src:
+            ref = src.convert("RGB").resize((size, size), Image.BICUBIC)
+        target = f"targets/{i:03d}.png"
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        ref.save(root / target)
+        for k in range(levels):
+            cand = f"candidates/{i:03d}_{k}.png"
+            (root / cand).parent.mkdir(parents=True, exist_ok=True)
+            blur_vs_noise(ref, k, levels, rng).save(root / cand)
+            lines.append([target, cand, k + 1])
+    write_csv(root / "rankings.csv", ["target", "candidate", "rank"], lines)
+    return root

@@ -19,7 +19,7 @@ LORA_ENSEMBLE = {"lora_r": 16, "lora_alpha": 8.0, "lora_dropout": 0.3, "lr": 3e-
 LORA_SINGLE = {"lora_r": 16, "lora_alpha": 32.0, "lora_dropout": 0.2, "lr": 3e-4, "batch_size": 32, "epochs": 8}
 #: Frozen-feature methods: every step is a matrix product, so more epochs cost seconds.
 MLP = {"lr": 1e-3, "batch_size": 64, "epochs": 30, "hidden": 512}
-LPIPS_LINEAR = {"lr": 1e-3, "batch_size": 64, "epochs": 30}
+LPIPS_LINEAR = {"lr": 1e-2, "batch_size": 64, "epochs": 30}
 
 
 @dataclass(frozen=True)
