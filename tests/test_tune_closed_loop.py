@@ -22,7 +22,7 @@ from tests.tune_data import recolour, reframe
 
 ADMIN = "admin-secret"
 BASE, TUNED = "effnet-lite0", "effnet-colour"
-N_REFS = 60
+N_REFS = 40
 
 
 def colour_judge(ref: Path, options: Sequence[Path]) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.embed.config import MetricConfig, Preprocess
 from lookalike.judgments.evaluate import evaluate
 from lookalike.tune.trainer import tune
 from tests.tune_data import write_rule_nights
@@ -36,3 +37,23 @@ def test_mlp_head_on_effnet_learns_the_hidden_rule(rule_data: Path) -> None:
     got = {m["metric"]: m["scores"][0]["value"] for m in report["metrics"]}
     assert got["effnet-colour"] == pytest.approx(s["tuned"]["test_2afc"], abs=1e-9)
     assert got["effnet-lite0"] == pytest.approx(s["base"]["test_2afc"], abs=1e-9)
+
+
+#: A tiny random-weight ViT like the catalog's ``tiny-vit`` (same builder), 64 wide: at 32 wide a
+#: rank-16 LoRA on qkv reached only 0.86 held-out here.
+TINY_VIT_64 = MetricConfig(name="tiny-vit-64", builder="lookalike.embed.backbones.tiny:build", dim=64,
+                           test_only=True, preprocess=Preprocess(size=32, resize="squash", interpolation="bilinear"),
+                           options={"seed": 0, "patch": 8, "width": 64, "depth": 2, "heads": 4})
+
+
+@pytest.mark.slow  # 20 epochs of LoRA on a 2-block ViT, forward and backward on the CPU
+def test_lora_on_a_tiny_random_vit_learns_the_hidden_rule(rule_data: Path) -> None:
+    result = tune(TINY_VIT_64, rule_data, "lora", "tiny-colour", epochs=20, lr=3e-3, batch_size=16,
+                  lora_alpha=16.0, lora_dropout=0.0, progress=False)
+    assert result is not None
+    s = result.record["scores"]
+    assert s["base"]["test_2afc"] < 0.5 and s["base"]["val_2afc"] < 0.5
+    assert s["tuned"]["test_2afc"] >= 0.9 and s["tuned"]["val_2afc"] >= 0.9
+    report = evaluate("2afc", rule_data, ["tiny-colour"], split="test", n_boot=10, progress=False).to_dict()
+    # the registered metric (adapter merged at build, images decoded by the pipeline) agrees
+    assert report["metrics"][0]["scores"][0]["value"] >= 0.9
