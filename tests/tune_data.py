@@ -32,6 +32,17 @@ def recolour(im: Image.Image, rng: random.Random) -> Image.Image:
     return ImageOps.grayscale(im).convert("RGB")
 
 
+def small(photo: Path, size: int) -> Image.Image:
+    with Image.open(photo) as src:
+        return src.convert("RGB").resize((size, size), Image.BICUBIC)
+
+
+def save(im: Image.Image, root: Path, rel: str) -> str:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    im.save(root / rel)
+    return rel
+
+
 def split_of(i: int, n: int) -> str:
     """First 70% of references train, next 15% val, last 15% test."""
     return "train" if i < 0.7 * n else ("val" if i < 0.85 * n else "test")
@@ -40,27 +51,20 @@ def split_of(i: int, n: int) -> str:
 def write_rule_nights(root: Path, photos: Sequence[Path], per_ref: int = 2, size: int = 64,
                       seed: int = 0, rule: str = "colour") -> Path:
     """A NIGHTS-layout folder: for each photo ``per_ref`` triplets (ref, two edits), target by
-    ``rule`` ("colour": the recoloured-not edit is closer; "framing": the reframed-not edit)."""
+    ``rule`` ("colour": the edit that keeps the colours is closer; "framing": the one that keeps
+    the framing)."""
     rng = random.Random(seed)
     lines = []
     k = 0
     for i, photo in enumerate(photos):
-        with Image.open(photo) as src:
-            ref = src.convert("RGB").resize((size, size), Image.BICUBIC)
-        ref_rel = f"ref/000/{i:03d}.png"
-        (root / ref_rel).parent.mkdir(parents=True, exist_ok=True)
-        ref.save(root / ref_rel)
+        ref = small(photo, size)
+        ref_rel = save(ref, root, f"ref/000/{i:03d}.png")
         for j in range(per_ref):
             keep_colour, keep_frame = reframe(ref, rng), recolour(ref, rng)
             closer, farther = (keep_colour, keep_frame) if rule == "colour" else (keep_frame, keep_colour)
             right_closer = rng.random() < 0.5
             left, right = (farther, closer) if right_closer else (closer, farther)
-            rels = []
-            for side, im in (("0", left), ("1", right)):
-                rel = f"distort/000/{i:03d}_{j}_{side}.png"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                im.save(root / rel)
-                rels.append(rel)
+            rels = [save(im, root, f"distort/000/{i:03d}_{j}_{side}.png") for side, im in (("0", left), ("1", right))]
             # left_vote counts votes for "right is closer" (NIGHTS's convention, target = left/(left+right))
             votes = (6, 0) if right_closer else (0, 6)
             lines.append([k, 6, *votes, ref_rel, *rels, split_of(i, len(photos)), "photo", False])
@@ -88,15 +92,10 @@ def write_rule_rankings(root: Path, photos: Sequence[Path], levels: int = 4, siz
     rng = np.random.default_rng(seed)
     lines = []
     for i, photo in enumerate(photos):
-        with Image.open(photo) as src:
-            ref = src.convert("RGB").resize((size, size), Image.BICUBIC)
-        target = f"targets/{i:03d}.png"
-        (root / target).parent.mkdir(parents=True, exist_ok=True)
-        ref.save(root / target)
+        ref = small(photo, size)
+        target = save(ref, root, f"targets/{i:03d}.png")
         for k in range(levels):
-            cand = f"candidates/{i:03d}_{k}.png"
-            (root / cand).parent.mkdir(parents=True, exist_ok=True)
-            blur_vs_noise(ref, k, levels, rng).save(root / cand)
+            cand = save(blur_vs_noise(ref, k, levels, rng), root, f"candidates/{i:03d}_{k}.png")
             lines.append([target, cand, k + 1])
     write_csv(root / "rankings.csv", ["target", "candidate", "rank"], lines)
     return root

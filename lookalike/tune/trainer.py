@@ -105,9 +105,12 @@ def make_learner(hp: recipe.TuneConfig, base: MetricConfig, data: TuneData, devi
         learner.prefetch([*data.train, *data.val, *data.test],
                          [r for items in data.ranked.values() for r in items])
         return learner
-    from lookalike.tune.lora import LoraLearner
+    from lookalike.tune.lora import LoraLearner, qkv_layers
 
     net = build_base(base, trainable=False)
+    if not qkv_layers(net):  # before decoding any image
+        raise UsageError(f"LoRA tuning needs a ViT base metric (attention 'qkv' layers), not {base.name}; "
+                         "use --method mlp for other metrics")
     return LoraLearner(base, net, prepared_arrays(paths, base.preprocess, progress), hp.lora_r,
                        hp.lora_alpha, hp.lora_dropout, device, hp.seed, hp.grad_checkpointing)
 
