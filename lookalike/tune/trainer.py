@@ -11,6 +11,7 @@ whole report.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -115,6 +117,21 @@ def make_learner(hp: recipe.TuneConfig, base: MetricConfig, data: TuneData, devi
                        hp.lora_alpha, hp.lora_dropout, device, hp.seed, hp.grad_checkpointing)
 
 
+@contextlib.contextmanager
+def training_threads(method: str, device: torch.device) -> Iterator[None]:
+    """One CPU thread for the frozen-feature methods: their steps are small matrix products, which
+    extra threads slow down (10x on a busy 2-core machine) rather than speed up."""
+    if device.type != "cpu" or method == "lora":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _save_checkpoint(folder: Path, payload: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (CHECKPOINT + ".tmp")
@@ -198,7 +215,8 @@ def tune(base: str | MetricConfig, data: str | os.PathLike[str] | TuneData, meth
     tgt_all = torch.tensor(targets(train), dtype=torch.float32, device=dev)
     steps_total = (hp.epochs - first + 1) * len(train)
     train_seconds = sum(r.get("seconds") or 0.0 for r in report)
-    with progress_bar(steps_total, f"tune {name}", unit="triplet", enabled=progress) as bar:
+    with progress_bar(steps_total, f"tune {name}", unit="triplet", enabled=progress) as bar, \
+            training_threads(method, dev):
         for epoch in range(first, hp.epochs + 1):
             t0 = time.perf_counter()
             order = list(range(len(train)))
