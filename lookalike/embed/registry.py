@@ -64,6 +64,10 @@ def user_configs(folder: Path | None = None) -> dict[str, MetricConfig]:
                 log.warning("ignoring user metric %s: %s", path, exc)
                 continue
             out[config.name] = config
+        for path in sorted(folder.glob("*/metric.json")):  # folder bundles (tuned metrics)
+            config = MetricConfig.load(path)
+            if config.name == path.parent.name:
+                out[config.name] = config
     return out
 
 
