@@ -63,10 +63,11 @@ def apply(config: MetricConfig, net: nn.Module, folder: Path) -> nn.Module:
 
 
 def build(config: MetricConfig) -> nn.Module:
-    """Builder of a tuned metric registered as a bundle ``$LOOKALIKE_HOME/metrics/<name>/``
-    (``options["bundle"]``, when set, names another folder)."""
+    """Builder of a tuned metric registered as a bundle ``$LOOKALIKE_HOME/metrics/<name>/`` (its
+    weight files are read from that folder only; reached through
+    :mod:`lookalike.embed.backbones.tuned`, the name the builder allow-list admits)."""
     from lookalike.tune.bundles import bundle_dir, verify
 
-    folder = Path(config.options["bundle"]) if config.options.get("bundle") else bundle_dir(config.name)
+    folder = bundle_dir(config.name)
     verify(folder, config)
     return apply(config, build_base(base_config(config)), folder).eval()

@@ -26,7 +26,7 @@ from lookalike.paths import user_metrics_dir
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "metric.json"
-BUILDER = "lookalike.tune.apply:build"
+BUILDER = "lookalike.embed.backbones.tuned:build"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
