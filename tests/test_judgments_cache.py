@@ -49,8 +49,11 @@ def test_fingerprint_follows_config_precision_and_weights(tmp_path: Path, monkey
     # weights in the cache without a recorded digest: placing or rewriting them changes the key
     from lookalike.embed.weights import cached_path
 
-    ds = get_config("diffsim-sd15")  # its files have no catalog digest
-    wf = next(w for w in ds.weights if not w.unpack and not w.sha256)
+    from lookalike.embed.registry import builtin_configs
+
+    ds = next(c for c in builtin_configs().values()
+              if any(not w.unpack and not w.sha256 and not w.package for w in c.weights))
+    wf = next(w for w in ds.weights if not w.unpack and not w.sha256 and not w.package)
     before = fingerprint(fingerprint_record(ds))
     path = cached_path(wf)
     path.parent.mkdir(parents=True, exist_ok=True)

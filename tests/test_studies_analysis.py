@@ -144,3 +144,13 @@ def test_an_image_several_metrics_returned_is_credited_to_each_and_reported():
     assert s["a"] + s["b"] + s["c"] > 1.0
     assert res["merged"]["answers"] == 24 and "credited to each" in res["merged"]["note"]
     assert res["bradley_terry"]["a"]["log_strength"] == pytest.approx(res["bradley_terry"]["b"]["log_strength"])
+
+
+def test_one_participant_gives_no_interval() -> None:
+    from lookalike.studies.analysis import percentile_interval
+
+    samples = np.random.default_rng(0).random((200, 3))
+    lo, hi = percentile_interval(samples, estimate=samples.mean(axis=0), clusters=1)
+    assert np.isnan(lo).all() and np.isnan(hi).all()
+    lo, hi = percentile_interval(samples, estimate=samples.mean(axis=0), clusters=5)
+    assert (lo < hi).all()

@@ -62,7 +62,10 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     import pickle
 
     if isinstance(exc, LookalikeError):
-        return f"error: {exc}", exc.exit_code
+        text = str(exc)
+        if any(s in text for s in ("database or disk is full", "No space left on device")):
+            return f"error: disk full: {text}; free some space and run again", exc.exit_code
+        return f"error: {text}", exc.exit_code
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {exc.filename}" if exc.filename else ""
         return f"error: disk full{where} ({exc.strerror or exc}); free some space and run again", 1

@@ -57,11 +57,16 @@ def load_user_configs(folder: Path | None = None) -> tuple[dict[str, MetricConfi
     problems: dict[str, str] = {}
     if folder.is_dir():
         builtin = builtin_configs()
-        for path in sorted(folder.glob("*.json")):
+        files = [(p, False) for p in sorted(folder.glob("*.json"))]
+        files += [(p, True) for p in sorted(folder.glob("*/metric.json"))]  # folder bundles (tuned metrics)
+        for path, bundle in files:
             try:
                 if not path.is_file():
                     raise UnsafeConfigError("not a regular file")
-                config = check_config(MetricConfig.load(path))
+                config = MetricConfig.load(path) if bundle else check_config(MetricConfig.load(path))
+                if bundle and config.name != path.parent.name:
+                    raise UsageError(f"bundle folder {path.parent.name!r} holds metric {config.name!r}; "
+                                     "the names must match")
                 if config.name in builtin:
                     raise UsageError(f"user metric {config.name!r} shadows a built-in metric; rename it")
                 if config.name in out:

@@ -138,7 +138,9 @@ def percentile_interval(samples: np.ndarray, level: float = LEVEL, estimate: np.
 
     a = (1 - level) / 2
     lo, hi = np.nanquantile(samples, a, axis=0), np.nanquantile(samples, 1 - a, axis=0)
-    if estimate is None or not clusters or clusters < 2:
+    if clusters is not None and clusters < 2:  # one participant: resampling them says nothing
+        return np.full_like(lo, np.nan), np.full_like(hi, np.nan)
+    if estimate is None or not clusters:
         return lo, hi
     c = np.sqrt(clusters / (clusters - 1)) * t.ppf(1 - a, clusters - 1) / norm.ppf(1 - a)
     return estimate - c * (estimate - lo), estimate + c * (hi - estimate)

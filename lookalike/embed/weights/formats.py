@@ -34,6 +34,11 @@ TORCH_LEGACY = "legacy torch file"
 PICKLE = "pickle"
 UNKNOWN = "unknown"
 CODE = "torch zip archive whose pickle names code"
+JSON_TEXT = "JSON"
+PLAIN_TEXT = "UTF-8 text"
+#: Data files a model needs beside its weights (tokenizer vocabularies, merges): read as text, never run.
+TEXT_SUFFIXES = {".json": JSON_TEXT, ".txt": PLAIN_TEXT}
+MAX_TEXT = 64 << 20
 
 #: ``module.name`` patterns a checkpoint's pickle may name: what rebuilds tensors and state dicts.
 SAFE_GLOBALS = re.compile(
@@ -127,6 +132,9 @@ def check_format(wf: WeightFile, path: str | os.PathLike[str]) -> str:
 
     The caller has already checked the file's sha256 against ``wf.sha256`` when there is one.
     """
+    suffix = Path(wf.name).suffix.lower()
+    if suffix in TEXT_SUFFIXES and not wf.unpack:
+        return _check_text(wf, Path(path), TEXT_SUFFIXES[suffix])
     kind = sniff(path)
     if wf.unpack:
         if kind in (ZIP, TORCH_ZIP):
@@ -149,6 +157,21 @@ def check_format(wf: WeightFile, path: str | os.PathLike[str]) -> str:
     else:
         reason = "not a weights file (neither safetensors nor a torch zip archive)"
     raise WeightsCorruptError(f"{wf.name}: {reason}; refusing it")
+
+
+def _check_text(wf: WeightFile, path: Path, kind: str) -> str:
+    """A ``.json``/``.txt`` data file: UTF-8 (JSON that parses), no NUL bytes, at most 64 MiB."""
+    if path.stat().st_size > MAX_TEXT:
+        raise WeightsCorruptError(f"{wf.name}: larger than {MAX_TEXT >> 20} MiB for a {kind} file; refusing it")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        if "\0" in text:
+            raise ValueError("NUL byte")
+        if kind == JSON_TEXT:
+            json.loads(text)
+    except ValueError as exc:
+        raise WeightsCorruptError(f"{wf.name}: not a {kind} file ({exc}); refusing it") from None
+    return kind
 
 
 def unsafe_globals_of(path: Path) -> list[str]:

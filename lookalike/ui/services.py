@@ -1,0 +1,265 @@
+"""What the app's pages call: one search library and one study service per process, thumbnails,
+duplicate reviews, the admin check. No Streamlit here except :func:`services` (cached), so the
+functions are plain Python the tests and the coming services layer (issue 11) can reuse.
+
+Configuration comes from the environment ``lookalike ui`` sets for the Streamlit process:
+``LOOKALIKE_UI_LIBRARY`` (library folder), ``LOOKALIKE_UI_DB`` (database URL, optional),
+``LOOKALIKE_UI_ADMIN_TOKEN`` (without it every admin page refuses) and ``LOOKALIKE_UI_URL``
+(the address participants reach, for links).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lookalike.errors import LookalikeError, UsageError
+
+LIBRARY_ENV, DB_ENV, TOKEN_ENV, URL_ENV = ("LOOKALIKE_UI_LIBRARY", "LOOKALIKE_UI_DB",
+                                           "LOOKALIKE_UI_ADMIN_TOKEN", "LOOKALIKE_UI_URL")
+THUMB_SIDE = 256
+THUMB_DIR = "thumbs"
+REVIEWS_FILE = "ui-reviews.json"
+WEIGHTS_REMEDY = "import its weights with `lookalike weights import` (see `lookalike weights --help`)"
+
+
+@dataclass
+class Services:
+    """The process's shared handles: a study service and a search library on the same store."""
+
+    study: Any  # lookalike.studies.service.StudyService
+    search: Any  # lookalike.search.library.Library
+    admin_token: str | None
+    base_url: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, library: str | os.PathLike[str] | None, db_url: str | None = None,
+             admin_token: str | None = None, base_url: str | None = None) -> Services:
+        from lookalike.search.library import Library as SearchLibrary
+        from lookalike.studies.service import StudyService
+
+        study = StudyService.open(library, db_url=db_url, admin_token=admin_token)
+        return cls(study, SearchLibrary(study.indexed), admin_token or None, base_url)
+
+    @classmethod
+    def from_env(cls) -> Services:
+        return cls.open(os.environ.get(LIBRARY_ENV) or None, os.environ.get(DB_ENV) or None,
+                        os.environ.get(TOKEN_ENV) or None, os.environ.get(URL_ENV) or None)
+
+    def close(self) -> None:
+        self.study.close()
+
+    @property
+    def indexed(self) -> Any:
+        return self.study.indexed
+
+    @property
+    def path(self) -> Path:
+        return Path(self.indexed.path)
+
+    def is_admin(self, token: str | None) -> bool:
+        from lookalike.studies.blinding import same_token
+
+        return bool(self.admin_token and token and same_token(self.admin_token, token))
+
+    # -- library --------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        from lookalike.indexer.status import library_status
+
+        return library_status(self.indexed)
+
+    def image_ids(self) -> list[int]:
+        """Ids of every indexed image (in any metric), sorted: what the browser pages through."""
+        import numpy as np
+
+        ids: set[int] = set()
+        for m in self.search.metrics():
+            ids |= {int(i) for i in np.asarray(self.indexed.ids(m))}
+        return sorted(ids)
+
+    def paths(self, ids: list[int]) -> dict[int, str]:
+        return dict(self.indexed.paths_for(ids))
+
+    def thumbnail(self, image_id: int, side: int = THUMB_SIDE) -> Path:
+        """A JPEG of at most ``side`` pixels for ``image_id``, made once under the library's
+        ``thumbs/`` folder (remade when the photo is newer than it)."""
+        return make_thumbnail(self.path / THUMB_DIR, image_id, self.source_path(image_id), side)
+
+    def source_path(self, image_id: int) -> Path:
+        for p in self.indexed.all_paths_for([image_id]).get(int(image_id), []):
+            if os.path.isfile(p):
+                return Path(p)
+        raise UsageError(f"image {image_id} has no readable file any more")
+
+    def search_one(self, query: Any, metric: str, k: int, exclude_self: bool = True) -> Any:
+        """The :class:`QueryResult` of one query under one metric (one search at a time)."""
+        with self.lock:
+            res = self.search.search([query], k=k, metrics=[metric], exclude_self=exclude_self)[0]
+        if metric in res.errors:
+            raise UsageError(f"the query could not be read: {res.errors[metric]}")
+        return res.by_metric[metric]
+
+    def duplicates(self, metric: str) -> list[Any]:
+        with self.lock:
+            return self.search.duplicates(metric)
+
+    def pair_distances(self, a: int, b: int) -> dict[str, float]:
+        """The distance of two library images under every indexed metric (stored vectors)."""
+        from lookalike.embed.distance import pairwise
+
+        out = {}
+        for m in self.search.metrics():
+            try:
+                v = self.indexed.vectors(m, [a, b])
+            except LookalikeError:
+                continue
+            kind = self.indexed.vector_index(m).distance
+            out[m] = max(float(pairwise(v[:1], v[1:], kind)[0, 0]), 0.0)
+        return out
+
+    # -- duplicate reviews (kept in a JSON file: the store has no table for them yet) --------------------
+
+    def reviews(self) -> Reviews:
+        return Reviews(self.path / REVIEWS_FILE)
+
+    def participant_link(self, public_id: str, base: str | None = None) -> str:
+        root = (base or self.base_url or "").rstrip("/")
+        return f"{root}/participate?study={public_id}"
+
+
+def make_thumbnail(folder: Path, image_id: int, source: Path, side: int = THUMB_SIDE) -> Path:
+    """Write (once) and return ``folder/<id>-<side>.jpg``, atomically."""
+    from lookalike.embed.images import load_image
+
+    out = folder / f"{int(image_id)}-{side}.jpg"
+    try:
+        if out.is_file() and out.stat().st_mtime >= source.stat().st_mtime:
+            return out
+    except OSError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    img = load_image(source, draft=side)
+    img.thumbnail((side, side))
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            img.save(fh, "JPEG", quality=85)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+class Reviews:
+    """A reviewer's decisions on near-duplicate groups, in one JSON file in the library folder:
+    pairs marked "not the same photo" (never grouped again; exported as judgments for tuning) and
+    the copy to keep of a group. Nothing is deleted from disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            data = {}
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"cannot read the duplicate reviews in {self.path}: {exc}") from exc
+        return {"not_same": list(data.get("not_same", [])), "keep": dict(data.get("keep", {}))}
+
+    def _save(self, data: dict[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, self.path)
+
+    def mark_not_same(self, a: int, b: int, metric: str, distance: float | None = None,
+                      paths: tuple[str, str] | None = None) -> None:
+        with self._lock:
+            data = self.load()
+            pair = sorted((int(a), int(b)))
+            if not any(sorted((r["a"], r["b"])) == pair for r in data["not_same"]):
+                data["not_same"].append({"a": pair[0], "b": pair[1], "metric": metric, "distance": distance,
+                                         "paths": list(paths) if paths else None, "label": "different",
+                                         "at": dt.datetime.now(dt.timezone.utc).isoformat()})
+            self._save(data)
+
+    def keep(self, group_key: str, image_id: int) -> None:
+        with self._lock:
+            data = self.load()
+            data["keep"][group_key] = int(image_id)
+            self._save(data)
+
+    def not_same_pairs(self) -> set[tuple[int, int]]:
+        return {(min(r["a"], r["b"]), max(r["a"], r["b"])) for r in self.load()["not_same"]}
+
+
+def group_key(metric: str, ids: list[int]) -> str:
+    return f"{metric}:{min(ids)}"
+
+
+def split_groups(members: Sequence[Any], not_same: set[tuple[int, int]]) -> list[Any]:
+    """A duplicate group without the members a reviewer marked "not the same photo" as its
+    reference (the first member); what is left is a group only if it has two or more members.
+    ``members``: tuples starting ``(image_id, path, distance, meaning)``."""
+    ref = members[0][0]
+    kept = [m for m in members if m[0] == ref or (min(ref, m[0]), max(ref, m[0])) not in not_same]
+    return kept if len(kept) >= 2 else []
+
+
+def metric_problem(exc: BaseException) -> str:
+    """The on-page message for a failed metric: the remedy when its weights are missing."""
+    from lookalike.errors import WeightsMissingError
+
+    if isinstance(exc, WeightsMissingError):
+        return f"{exc} — {WEIGHTS_REMEDY}"
+    return str(exc) or type(exc).__name__
+
+
+def agreement(columns: dict[str, list[int]]) -> dict[int, int]:
+    """How many metrics' top-k each image is in (only images in two or more)."""
+    counts: dict[int, int] = {}
+    for ids in columns.values():
+        for i in set(ids):
+            counts[i] = counts.get(i, 0) + 1
+    return {i: n for i, n in counts.items() if n >= 2}
+
+
+def overlap(columns: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """Pairwise overlap of the metrics' top-k lists (shared images, Jaccard)."""
+    names = list(columns)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            sa, sb = set(columns[a]), set(columns[b])
+            union = sa | sb
+            out.append({"metrics": f"{a} / {b}", "shared": len(sa & sb),
+                        "jaccard": round(len(sa & sb) / len(union), 3) if union else 0.0})
+    return out
+
+
+def missing_weights(metrics: list[str]) -> dict[str, list[str]]:
+    """The weights files each metric lacks here (metrics the registry does not know are left out)."""
+    from lookalike.embed.weights import is_present, needed_files
+
+    out: dict[str, list[str]] = {}
+    for m in metrics:
+        try:
+            files = needed_files([m])
+        except LookalikeError:
+            continue
+        gone = [name for name, need in files.items() if not is_present(need.wf)]
+        if gone:
+            out[m] = gone
+    return out
