@@ -126,7 +126,7 @@ def lookalike_rows(lib_path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray
             secs = time.perf_counter() - t
             out[name] = ([[os.path.basename(m.path) for m in g.members] for g in groups], secs,
                          [g.to_dict() for g in groups])
-        inner = lib._lib  # the indexer's Library: vectors and every path of every id
+        inner = lib.store  # the store layer: vectors and every path of every id
         ids = inner.ids(METRIC)
         vecs = inner.vectors(METRIC, ids)
         paths = inner.all_paths_for(ids.tolist())

@@ -6,6 +6,8 @@ The public API is small and imports nothing heavy until used::
     lookalike.list_metrics()
     metric = lookalike.create_metric("effnet-lite0")
     vectors = metric.embed_paths(["a.jpg", "b.jpg"]).vectors
+    with lookalike.Library.open(".lookalike") as lib:   # an indexed library (`lookalike index`)
+        results = lib.search("query.jpg", k=10)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "create_metric", "list_metrics"]
+__all__ = ["Library", "__version__", "create_metric", "list_metrics"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import lookalike` must stay cheap
@@ -21,4 +23,8 @@ def __getattr__(name: str) -> Any:  # lazy: `import lookalike` must stay cheap
         from lookalike import embed
 
         return getattr(embed, name)
+    if name == "Library":
+        from lookalike.search.library import Library
+
+        return Library
     raise AttributeError(name)

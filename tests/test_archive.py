@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import shutil
 import stat
 import zipfile
@@ -75,7 +76,8 @@ def test_truncated_archive_is_corrupt(tmp_path):
 def test_archive_larger_than_the_free_space_is_refused(tmp_path, monkeypatch):
     (tmp_path / "a.zip").write_bytes(make_zip({"a.bin": bytes(100_000)}))
     (tmp_path / "out").mkdir()
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
     with pytest.raises(LookalikeError, match="only 1000 are free"):
         extract_zip(tmp_path / "a.zip", tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from lookalike.embed.weights.cachefs import place, staging_path, temp_dir_beside, write_json_atomic
+from lookalike.atomic import atomic_write_json
+from lookalike.embed.weights.cachefs import place, staging_path, temp_dir_beside
 from lookalike.paths import weights_dir
 
 
@@ -13,10 +14,10 @@ def test_staging_names_are_flat_and_inside_the_cache():
     assert path.parent == weights_dir() / ".partial" and path.name == "dino--vitb16.pth.part"
 
 
-def test_write_json_atomic_replaces_and_leaves_no_temporary(tmp_path):
+def test_atomic_write_json_replaces_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "sub" / "r.json"
-    write_json_atomic(target, {"a": 1})
-    write_json_atomic(target, {"a": 2})
+    atomic_write_json(target, {"a": 1})
+    atomic_write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2}
     assert [p.name for p in target.parent.iterdir()] == ["r.json"]
 

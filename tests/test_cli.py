@@ -11,17 +11,45 @@ import sys
 import numpy as np
 import pytest
 
-from lookalike.cli import COMMANDS, build_parser
+from lookalike.cli import COMMANDS
 from tests.conftest import ROOT
 
 
 def test_every_command_has_help(cli):
-    assert cli("--help").returncode == 0
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    for name in sub.choices:
+    import importlib.util
+
+    top = cli("--help")
+    assert top.returncode == 0
+    names = [n for n in COMMANDS if importlib.util.find_spec(f"lookalike.cli.{n}_cmd") is not None]
+    assert "search" in names and "index" in names
+    for name in names:
+        assert name in top.stdout
         proc = cli(name, "--help")
         assert proc.returncode == 0 and "usage: lookalike " + name in proc.stdout, name
-    assert set(sub.choices) <= set(COMMANDS)
+
+
+def test_building_the_parser_imports_neither_numpy_nor_torch():
+    code = ("import sys; from lookalike.cli import build_parser; build_parser().format_help(); "
+            "heavy = sorted(m for m in ('numpy', 'torch', 'PIL', 'sqlalchemy', 'faiss') if m in sys.modules); "
+            "print(','.join(heavy))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.strip() == ""
+
+
+def test_import_lookalike_is_cheap():
+    """``import lookalike`` stays under 0.1 s of its own time (``python -X importtime``)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import lookalike"],
+                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    own = {}
+    for line in proc.stderr.splitlines():  # "import time: self [us] | cumulative | imported package"
+        parts = line.split("|")
+        if len(parts) == 3 and parts[0].split(":")[-1].strip().isdigit():
+            own[parts[2].strip()] = (int(parts[0].split(":")[-1]), int(parts[1]))
+    ours = [(name, cum) for name, (_, cum) in own.items() if name == "lookalike"]
+    assert ours and ours[0][1] < 100_000, ours  # microseconds: the package and what it imports
+    heavy = {"numpy", "torch", "PIL", "sqlalchemy"} & set(own)
+    assert not heavy
 
 
 def test_metrics_json_reports_effnet_offline(cli):

@@ -78,7 +78,7 @@ def test_unverified_grouping_never_chains_and_says_so(library):
             assert g.kind == "unverified"
             assert {m.meaning for m in g.members[1:]} <= {"similar (unverified)", "identical file"}
             ids = sorted({m.image_id for m in g.members})
-            vecs = lib._lib.vectors("effnet-lite0", ids)
+            vecs = lib.vectors("effnet-lite0", ids)
             assert pairwise(vecs, vecs, "cosine").max() <= calibrate("effnet-lite0") + 1e-6  # complete linkage
 
 
@@ -128,12 +128,12 @@ def test_metric_missing_some_vectors_does_not_crash(library, tmp_path, photos):
     run_cli("index", str(more), "--library", str(lib), "-m", "effnet-lite0", "-m", "tiny-vit", "-q",
             check=True, env={"LOOKALIKE_HOME": home})
     with Library.open(lib) as opened:
-        keep = [opened._lib.id_for_path(more / p.name) for p in photos[-3:]]
+        keep = [opened.id_for_path(more / p.name) for p in photos[-3:]]
     with sqlite3.connect(lib / "library.db") as db:  # only B's images keep a tiny-vit vector
         db.execute("DELETE FROM vectors WHERE metric_id = (SELECT id FROM metrics WHERE name = 'tiny-vit') "
                    f"AND content_id NOT IN ({','.join(map(str, keep))})")
     with Library.open(lib) as opened:
-        first = opened._lib.id_for_path(pics / "hammer1.jpg")
+        first = opened.id_for_path(pics / "hammer1.jpg")
         [by_id, by_path] = opened.search([first, str(pics / "hammer1.jpg")], k=2)
         assert opened.not_embedded("tiny-vit") == 14  # every content of A
         for res in (by_id, by_path):

@@ -1,10 +1,9 @@
-"""Typed search results: validation, JSON round trips, building from FAISS rows."""
+"""Typed search results: validation and JSON round trips."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from lookalike.search.hits import Hit, QueryResult, side_by_side
@@ -23,19 +22,9 @@ def test_hit_rejects_bad_values(kwargs: dict) -> None:
         Hit(**{**base, **kwargs})
 
 
-def test_from_arrays_drops_padding_and_excluded_and_renumbers() -> None:
-    paths = {3: "c.jpg", 5: "e.jpg", 9: "i.jpg"}
-    res = QueryResult.from_arrays("q.jpg", "m", np.array([5, 3, -1, 9]), np.array([0.0, 0.2, 9.9, 0.4]),
-                                  paths, exclude={5})
-    assert res.ids() == [3, 9]
-    assert [h.rank for h in res.hits] == [1, 2]
-    assert [h.path for h in res.hits] == ["c.jpg", "i.jpg"]
-    assert all(isinstance(h.distance, float) for h in res.hits)
-
-
 def test_query_result_json_round_trip() -> None:
-    res = QueryResult.from_arrays("q.jpg", "m", [1, 2], np.float32([0.1, 0.3]), ["a", "b", "c"],
-                                  seconds=0.01)
+    res = QueryResult("q.jpg", "m", (Hit(1, "b", 0.1, 1, "m"), Hit(2, "c", 0.3, 2, "m", label="x")),
+                      seconds=0.01, extra={"not_embedded": 3})
     text = json.dumps(res.to_dict())
     assert QueryResult.from_dict(json.loads(text)) == res
 
@@ -50,12 +39,12 @@ def test_query_result_rejects_unsorted_or_mixed_hits() -> None:
 
 
 def test_side_by_side_keys_by_metric_and_checks_query() -> None:
-    a = QueryResult.from_arrays("q", "m1", [0], [0.1], ["x"])
-    b = QueryResult.from_arrays("q", "m2", [0], [0.2], ["x"])
+    a = QueryResult("q", "m1", (Hit(0, "x", 0.1, 1, "m1"),))
+    b = QueryResult("q", "m2", (Hit(0, "x", 0.2, 1, "m2"),))
     out = json.loads(json.dumps(side_by_side([a, b])))
     assert out["query"] == "q" and set(out["metrics"]) == {"m1", "m2"}
     assert out["metrics"]["m2"]["hits"][0]["distance"] == pytest.approx(0.2)
     with pytest.raises(ValueError):
-        side_by_side([a, QueryResult.from_arrays("other", "m2", [], [], [])])
+        side_by_side([a, QueryResult("other", "m2")])
     with pytest.raises(ValueError):
         side_by_side([a, a])

@@ -66,7 +66,7 @@ def test_two_writers(photos, tmp_path, db_url):  # noqa: F811
     first = subprocess.Popen(base, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not (lib / "lock").is_file() or (lib / "lock").read_text().strip() != str(first.pid):
+        while not (lib / "lock.pid").is_file() or (lib / "lock.pid").read_text().strip() != str(first.pid):
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         second = subprocess.run(base + ["--json"], env=env, capture_output=True, text=True, timeout=120)

@@ -8,16 +8,30 @@ import time
 
 import pytest
 
-from lookalike.indexer.atomic import atomic_write, atomic_write_bytes
+from lookalike.atomic import atomic_write, atomic_write_bytes
 from lookalike.indexer.lock import LibraryBusyError, WriterLock
+from tests.conftest import ROOT
 
 
 def test_second_writer_fails_clearly(tmp_path):
     with WriterLock(tmp_path):
         with pytest.raises(LibraryBusyError, match=f"pid {os.getpid()}.*--wait"):
             WriterLock(tmp_path).acquire()
-    with WriterLock(tmp_path) as lock:  # released on exit
-        assert lock.held
+    with WriterLock(tmp_path):  # released on exit: another writer now fails
+        with pytest.raises(LibraryBusyError):
+            WriterLock(tmp_path).acquire()
+    WriterLock(tmp_path).acquire().release()  # and after that, it is free again
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from lookalike.indexer.lock import WriterLock; "
+            f"WriterLock({str(tmp_path)!r}).acquire(); os.kill(os.getpid(), 9)")  # killed while holding it
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with WriterLock(tmp_path):
+        pass
 
 
 def test_wait_blocks_until_released(tmp_path):

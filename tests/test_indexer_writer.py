@@ -8,16 +8,16 @@ import pytest
 from lookalike.embed.pipeline import Prepared
 from lookalike.embed.registry import get_config
 from lookalike.errors import NotAnImageError, UsageError
-from lookalike.indexer.library import Library
+from lookalike.indexer.library import LibraryStore
 from lookalike.indexer.listing import FileEntry
-from lookalike.indexer.run import Embedder, embed_chunk
+from lookalike.indexer.run import EmbedJob, Embedder, InProcess, IndexOptions, embed_batch, embed_chunk, index_library
 from lookalike.indexer.writer import FileResult, LibraryWriter
 from tests.dbfixtures import db_url  # noqa: F401
 
 
 @pytest.fixture
 def writer(tmp_path, db_url):  # noqa: F811
-    lib = Library.open(tmp_path / "lib", db_url=db_url, create=True, writable=True)
+    lib = LibraryStore.open(tmp_path / "lib", db_url=db_url, create=True, writable=True)
     yield LibraryWriter(lib, [get_config("tiny-vit")])
     lib.close()
 
@@ -83,3 +83,37 @@ def test_mapper_embeds_each_content_once(writer):
         writer.add(r)
     assert embed_chunk(chunk[:1], entries, writer, emb)[0].vectors == {}  # pending counts as known
     assert emb.rows == 2
+
+
+def test_the_mapper_is_pure_needs_come_from_the_plan():
+    key = get_config("tiny-vit").preprocess.key
+    chunk = [Prepared("/p/1.jpg", {key: np.zeros((32, 32, 3), np.uint8)}, sha256="1" * 64),
+             Prepared("/p/2.jpg", {key: np.ones((32, 32, 3), np.uint8)}, sha256="2" * 64)]
+    entries = {p.path: FileEntry(p.path, 1, 1) for p in chunk}
+    emb = CountingEmbedder()
+    results = embed_batch(EmbedJob(chunk, entries, {"1" * 64: {"tiny-vit"}, "2" * 64: set()}), emb)
+    assert [sorted(r.vectors) for r in results] == [["tiny-vit"], []] and emb.rows == 1
+
+
+class CountingDistributor(InProcess):
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def map(self, mapper, jobs):
+        for job in jobs:
+            self.batches += 1
+            yield mapper(job)
+
+
+def test_a_distributor_runs_the_mapper_of_an_indexing_run(photos, tmp_path):
+    import shutil
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for p in photos[:5]:
+        shutil.copy(p, pics / p.name)
+    dist = CountingDistributor()
+    with LibraryStore.open(tmp_path / "lib", create=True, writable=True) as lib:
+        report = index_library(lib, [pics], IndexOptions(metrics=["tiny-vit"], batch_size=2, workers=0,
+                                                         progress=False), distributor=dist)
+    assert dist.batches == 3 and report.embedded == {"tiny-vit": 5}

@@ -65,7 +65,7 @@ def test_queries_by_id_path_pil_and_array_agree(library):
     lib_path, pics = library
     path = str(sorted(pics.iterdir())[3])
     with Library.open(lib_path) as lib:
-        image_id = lib._lib.id_for_path(path)
+        image_id = lib.id_for_path(path)
         img = Image.open(path).convert("RGB")
         by_id, by_path, by_pil, by_array = lib.search([image_id, path, img, np.asarray(img)], k=3,
                                                       metrics=["tiny-vit-b"])
@@ -119,7 +119,7 @@ def test_duplicates_on_an_approximate_index_match_the_exact_ones(library, tmp_pa
     run_cli("index", str(pics), "--library", str(copy), "-m", "effnet-lite0", "--index-factory", "HNSW8,Flat",
             "-q", check=True, env={"LOOKALIKE_HOME": str(lib_path.parent / "home")})
     with Library.open(lib_path) as exact, Library.open(copy) as approx:
-        assert approx._lib.vector_index("effnet-lite0").factory == "HNSW8,Flat"
+        assert approx.store.vector_index("effnet-lite0").factory == "HNSW8,Flat"
         want, got = exact.duplicates("effnet-lite0"), approx.duplicates("effnet-lite0")
     assert want and [[m[:2] for m in g.members] for g in got] == [[m[:2] for m in g.members] for g in want]
 

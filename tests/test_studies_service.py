@@ -385,7 +385,7 @@ def test_the_indexer_keeps_the_content_a_study_shows(tmp_path, photos):
     from sqlalchemy import select
 
     from lookalike.indexer.doctor import diagnose
-    from lookalike.indexer.library import Library
+    from lookalike.indexer.library import LibraryStore
     from lookalike.store.models import Content, Vector
 
     pics = tmp_path / "pics"
@@ -404,7 +404,7 @@ def test_the_indexer_keeps_the_content_a_study_shows(tmp_path, photos):
     saved = gone.read_bytes()
     gone.unlink()
     run_cli("index", "--library", str(lib), "-q", check=True)
-    with Library.open(lib) as indexed:
+    with LibraryStore.open(lib) as indexed:
         with indexed.store.session() as s:
             assert s.get(Content, cid) is not None  # the study's identity of the image is kept
             assert not list(s.scalars(select(Vector).where(Vector.content_id == cid)))  # search no longer finds it

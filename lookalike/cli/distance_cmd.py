@@ -27,30 +27,11 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def distances(a: str, b: str, metrics: list[str], device: str | None = None) -> list[dict[str, Any]]:
-    """One row per metric: its name, distance kind and the distance between images ``a`` and ``b``."""
-    from lookalike.embed.images import load_image
-    from lookalike.embed.registry import create_metric, get_config
-    from lookalike.search.rerank import exact_distances
-
-    for name in metrics:  # fail on a typo before loading any network
-        get_config(name)
-    images = [load_image(a), load_image(b)]
-    rows = []
-    for name in metrics:
-        metric = create_metric(name, device=device)
-        if getattr(metric, "kind", "embedding") == "pairwise":
-            d = max(0.0, float(metric.distance_pairs(images[:1], images[1:])[0]))
-        else:
-            va, vb = metric.embed(images)
-            d = max(0.0, float(exact_distances(va[None], vb[None], metric.distance_kind)[0, 0]))
-        rows.append({"metric": name, "distance_kind": metric.distance_kind, "distance": d})
-    return rows
-
-
 def run(args: argparse.Namespace) -> int:
     metrics = list(dict.fromkeys(args.metrics or [DEFAULT_METRIC]))
-    rows = distances(args.a, args.b, metrics, device=args.device)
+    from lookalike.embed.compare import image_distances
+
+    rows = image_distances(args.a, args.b, metrics, device=args.device)
     if args.json:
         emit_json({"a": args.a, "b": args.b, "distances": rows})
         return 0

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lookalike.embed.registry import create_metric
     from lookalike.files import display_path, expand_inputs
-    from lookalike.indexer.atomic import atomic_write_bytes
+    from lookalike.atomic import atomic_write, atomic_write_bytes
 
     problems: list[tuple[str, str]] = []
     paths = expand_inputs(args.inputs, problems)
@@ -66,10 +66,7 @@ def run(args: argparse.Namespace) -> int:
     failures = [(p, f"{display_path(p)}: {reason}") for p, reason in problems] + result.failures
     if args.out:
         out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
-        tmp = out.with_name(out.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, result.vectors)
-        tmp.replace(out)
+        atomic_write(out, lambda tmp: np.save(tmp, result.vectors))  # tmp ends in .npy too
         atomic_write_bytes(paths_file(out), "".join(json_line(p) + "\n" for p in result.paths).encode())
         log.info("wrote %d x %d vectors to %s (paths: %s)", *result.vectors.shape, out, paths_file(out))
     if args.json:

@@ -58,13 +58,13 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from lookalike.errors import UsageError
     from lookalike.files import display_path
-    from lookalike.indexer.library import Library
+    from lookalike.indexer.library import LibraryStore
     from lookalike.indexer.run import DEFAULT_METRIC, IndexOptions, index_library
 
     for d in args.dirs:
         if not Path(d).exists():
             raise UsageError(f"no such file or folder: {d}")
-    with Library.open(args.library, db_url=args.db, create=True, writable=True) as lib:
+    with LibraryStore.open(args.library, db_url=args.db, create=True, writable=True) as lib:
         metrics = args.metrics or lib.metrics() or [DEFAULT_METRIC]
         opts = IndexOptions(metrics=metrics, batch_size=args.batch_size, commit_every=args.commit_every,
                             commit_every_s=args.commit_seconds, workers=args.workers,
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         embedded = ", ".join(f"{n} {c}" for n, c in report.embedded.items()) or "none"
         print(f"{report.listed} file(s) listed: {report.unchanged} unchanged, {report.read} read "
               f"({report.reused} reused identical content), {report.failed} failed, "
-              f"{report.skipped} skipped, {report.deleted} removed; embedded: {embedded}")
+              f"{report.skipped} skipped, {report.moved} moved, {report.deleted} removed; "
+              f"embedded: {embedded}")
         print("index: " + ", ".join(f"{n} {c} vectors" for n, c in report.vectors.items())
               + f"  [{report.seconds:.1f} s]")
         if report.unavailable:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from lookalike.cli.common import add_json, emit_json, new_command
@@ -69,29 +70,13 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(include_test: bool) -> list[dict[str, Any]]:
-    from lookalike.embed.registry import all_configs
-    from lookalike.embed.weights import is_present
-
-    rows = []
-    for config in all_configs().values():
-        if config.test_only and not include_test:
-            continue
-        present = all(is_present(w) for w in config.weights)
-        rows.append({
-            "name": config.name,
-            "dim": config.dim,
-            "distance": config.distance,
-            "offline": all(w.package for w in config.weights),
-            "weights_present": present,
-            "test_only": config.test_only,
-            "description": config.description,
-        })
-    return rows
-
-
 def run(args: argparse.Namespace) -> int:
-    rows = describe(args.all)
+    from lookalike.embed.describe import describe_metrics
+
+    listing = describe_metrics(args.all)
+    rows = listing.metrics
+    for path, why in listing.problems.items():  # broken user metric files: reported, skipped
+        print(f"skipped user metric file {path}: {why}", file=sys.stderr)
     if args.json:
         emit_json(rows)
         return 0

@@ -19,11 +19,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lookalike.files import display_path
-    from lookalike.indexer.library import Library
-    from lookalike.indexer.status import library_status
+    from lookalike.search.library import Library
 
     with Library.open(args.library, db_url=args.db) as lib:
-        st = library_status(lib)
+        st = lib.status()
     if args.json:
         emit_json(st)
         return 0

@@ -68,15 +68,6 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=run_verify)
 
 
-def disk_size(path: Path) -> int | None:
-    """Bytes of a file, or of all files under a folder; ``None`` if absent."""
-    if path.is_file():
-        return path.stat().st_size
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return None
-
-
 def human(n: int | None) -> str:
     if n is None:
         return "-"
@@ -88,36 +79,10 @@ def human(n: int | None) -> str:
     return f"{n} B"
 
 
-def describe(metrics: list[str], include_test: bool) -> list[dict[str, Any]]:
-    from lookalike.embed.registry import all_configs, get_config
-    from lookalike.embed.weights import cached_path, is_present, package_path, source_url, trust
-
-    if metrics:
-        configs = [get_config(m) for m in metrics]
-    else:
-        configs = [c for c in all_configs().values() if include_test or not c.test_only]
-    rows = []
-    for config in configs:
-        files = []
-        for wf in config.weights:
-            if wf.package:
-                path = package_path(wf)
-                source = f"package {wf.package.partition(':')[0].replace('_', '-')}"
-            else:
-                path = cached_path(wf)
-                source = source_url(wf) or "-"
-            present = is_present(wf)
-            files.append({"name": wf.name, "present": present, "unpack": wf.unpack, "trust": trust(wf),
-                          "path": str(path) if path and present else None,
-                          "size": disk_size(path) if path and present else None,
-                          "expected_size": wf.size, "sha256": wf.sha256, "source": source,
-                          "url": wf.url})
-        rows.append({"metric": config.name, "files": files})
-    return rows
-
-
 def run_list(args: argparse.Namespace) -> int:
-    rows = describe(args.metrics, args.all or bool(args.metrics))
+    from lookalike.embed.weights.listing import describe_weights
+
+    rows = describe_weights(args.metrics, args.all or bool(args.metrics))
     if args.json:
         emit_json(rows)
         return 0

@@ -13,9 +13,13 @@ relative, normalised paths that stay inside the weights cache, URLs are http(s).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
-from dataclasses import asdict, dataclass, field
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +35,61 @@ _PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 _PACKAGE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 #: Names inside the weights cache that belong to the cache itself.
 RESERVED_NAMES = ("checksums.json",)
+
+
+log = logging.getLogger(__name__)
+
+
+class BadConfigError(LookalikeError, ValueError):
+    """A metric config that is not one: a field of the wrong type or value, a required one missing."""
+
+
+def known_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
+    """``data``'s entries that are fields of the dataclass ``cls``; unknown keys are warned about and
+    dropped (as PEFT does), so that a config written by a newer lookalike still loads."""
+    if not isinstance(data, Mapping):
+        raise BadConfigError(f"{where}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(str(k) for k in data if k not in names)
+    if unknown:
+        log.warning("%s: ignoring unknown key(s) %s", where, ", ".join(unknown))
+    return {k: v for k, v in data.items() if k in names}
+
+
+def check_types(obj: Any, where: str) -> None:
+    """Raise :class:`BadConfigError` when a field of the dataclass ``obj`` has the wrong type."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value, hint = getattr(obj, f.name), hints[f.name]
+        if not _is_a(value, hint):
+            raise BadConfigError(f"{where}: {f.name} must be {_describe(hint)}, got {value!r}")
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())):
+        return any(_is_a(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, tuple)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 class UnsafeConfigError(LookalikeError):
@@ -149,12 +208,45 @@ class MetricConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MetricConfig:
-        data = dict(data)
-        data["preprocess"] = Preprocess(**data.get("preprocess", {}))
-        data["weights"] = tuple(WeightFile(**w) for w in data.get("weights", ()))
-        data["model_ids"] = tuple(data.get("model_ids", ()))
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricConfig:
+        """Build from JSON data: unknown keys are warned about and dropped; a missing required field
+        or a field of the wrong type raises :class:`BadConfigError`."""
+        name = data.get("name", "?") if isinstance(data, Mapping) else "?"
+        where = f"metric config {name!r}"
+        out = known_fields(cls, data, where)
+        try:
+            out["preprocess"] = Preprocess(**known_fields(Preprocess, out.get("preprocess", {}),
+                                                          f"{where} preprocess"))
+            weights = out.get("weights", ())
+            if not isinstance(weights, (list, tuple)):
+                raise BadConfigError(f"{where}: weights must be a list, got {weights!r}")
+            out["weights"] = tuple(WeightFile(**known_fields(WeightFile, w, f"{where} weights"))
+                                   for w in weights)
+            ids = out.get("model_ids", ())
+            if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+                raise BadConfigError(f"{where}: model_ids must be a list of strings, got {ids!r}")
+            out["model_ids"] = tuple(ids)
+            config = cls(**out)
+        except TypeError as exc:  # a required field missing
+            raise BadConfigError(f"{where}: {exc}") from None
+        check_types(config, where)
+        check_types(config.preprocess, f"{where} preprocess")
+        for wf in config.weights:
+            check_types(wf, f"{where} weights")
+        if config.dim < 0:  # 0: a pairwise metric (no vectors)
+            raise BadConfigError(f"{where}: dim must not be negative, got {config.dim}")
+        return config
+
+    def weight_digests(self) -> dict[str, str | None]:
+        """Each weight file's sha256: the config's, else the one pinned in the cache (its first
+        verified download), else ``None``."""
+        from lookalike.embed.weights import expected_digest
+
+        return {wf.name: expected_digest(wf) for wf in self.weights}
+
+    def fingerprint(self) -> str:
+        """One identity of this metric: a hash of the config and the digests of its resolved weights."""
+        return fingerprint(self.to_dict(), self.weight_digests())
 
     @classmethod
     def from_json(cls, text: str) -> MetricConfig:
@@ -166,3 +258,29 @@ class MetricConfig:
     @classmethod
     def load(cls, path: str | Path) -> MetricConfig:
         return cls.from_json(Path(path).read_text())
+
+
+def canonical(config: Mapping[str, Any]) -> str:
+    """A canonical text of a config dict (tuples and lists compare equal)."""
+    return json.dumps(config, sort_keys=True, default=list)
+
+
+def fingerprint(config: Mapping[str, Any], digests: Mapping[str, str | None]) -> str:
+    """sha256 of a config dict and its weights' digests (see :meth:`MetricConfig.fingerprint`)."""
+    text = canonical({"config": config, "weights_sha256": dict(digests)})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def same_metric(stored: Any, config: MetricConfig) -> bool:
+    """Whether vectors recorded with provenance ``stored`` (see
+    :func:`lookalike.embed.provenance.provenance`) were made by ``config``: the same config, and
+    every weight digest known on both sides equal. The one answer to "same metric?"."""
+    if not isinstance(stored, Mapping) or not isinstance(stored.get("config"), Mapping):
+        return False
+    if canonical(stored["config"]) != canonical(config.to_dict()):
+        return False
+    then = stored.get("weights_sha256")
+    if not isinstance(then, Mapping):
+        return True  # recorded before digests were: the config decides
+    now = config.weight_digests()
+    return all(then.get(n) is None or d is None or then.get(n) == d for n, d in now.items())

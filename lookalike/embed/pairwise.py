@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,14 +133,9 @@ class PairwiseMetric:
 
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(feats, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from lookalike.atomic import atomic_write
+
+        atomic_write(path, lambda tmp: save_file(feats, tmp))
 
     def _compute(self, items: Sequence[ImageLike]) -> list[dict[str, Any]]:
         from lookalike.embed.images import load_image, to_rgb

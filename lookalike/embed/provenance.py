@@ -26,9 +26,12 @@ def package_versions() -> dict[str, str]:
 
 def provenance(config: MetricConfig, precision: str = "fp32") -> dict[str, Any]:
     """A JSON-able record: the full config (model ids, weights sha256, preprocessing) and versions."""
+    digests = config.weight_digests()
     return {
         "metric": config.name,
         "config": config.to_dict(),
+        "weights_sha256": digests,
+        "fingerprint": config.fingerprint(),
         "precision": precision,
         "packages": package_versions(),
     }

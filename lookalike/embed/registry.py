@@ -16,12 +16,11 @@ import difflib
 import functools
 import json
 import logging
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lookalike.embed.config import MetricConfig, UnsafeConfigError, check_config
+from lookalike.embed.config import MetricConfig, UnsafeConfigError, check_config, same_metric
 from lookalike.errors import LookalikeError, UnknownMetricError, UsageError
 from lookalike.paths import user_metrics_dir
 
@@ -46,38 +45,52 @@ def builtin_configs() -> dict[str, MetricConfig]:
     return out
 
 
-def user_configs(folder: Path | None = None) -> dict[str, MetricConfig]:
-    """Configs of user-made metrics (read fresh each call: tuning adds them while we run).
+def load_user_configs(folder: Path | None = None) -> tuple[dict[str, MetricConfig], dict[str, str]]:
+    """User-made metrics and the files that could not be used: ``(configs by name, {path: why})``.
 
-    A file that cannot be read, or whose config fails the allow-lists, is skipped with a warning
-    naming it; the other metrics stay usable.
+    Read fresh each call (tuning adds them while we run). A file that is not JSON, holds a field of
+    the wrong type, fails the allow-lists or shadows a built-in metric is reported and skipped; the
+    other metrics stay usable. Unknown keys are warned about and dropped.
     """
     folder = folder or user_metrics_dir()
     out: dict[str, MetricConfig] = {}
+    problems: dict[str, str] = {}
     if folder.is_dir():
-        for path in sorted(folder.glob("*.json")):
+        builtin = builtin_configs()
+        files = [(p, False) for p in sorted(folder.glob("*.json"))]
+        files += [(p, True) for p in sorted(folder.glob("*/metric.json"))]  # folder bundles (tuned metrics)
+        for path, bundle in files:
             try:
                 if not path.is_file():
                     raise UnsafeConfigError("not a regular file")
-                config = check_config(MetricConfig.load(path))
+                config = MetricConfig.load(path) if bundle else check_config(MetricConfig.load(path))
+                if bundle and config.name != path.parent.name:
+                    raise UsageError(f"bundle folder {path.parent.name!r} holds metric {config.name!r}; "
+                                     "the names must match")
+                if config.name in builtin:
+                    raise UsageError(f"user metric {config.name!r} shadows a built-in metric; rename it")
+                if config.name in out:
+                    raise UsageError(f"metric {config.name!r} is defined twice")
             except (OSError, ValueError, TypeError, KeyError, LookalikeError) as exc:
-                log.warning("ignoring user metric %s: %s", path, exc)
+                log.debug("ignoring user metric %s: %s", path, exc)
+                problems[str(path)] = str(exc)
                 continue
             out[config.name] = config
-        for path in sorted(folder.glob("*/metric.json")):  # folder bundles (tuned metrics)
-            config = MetricConfig.load(path)
-            if config.name == path.parent.name:
-                out[config.name] = config
-    return out
+    return out, problems
+
+
+def user_configs(folder: Path | None = None) -> dict[str, MetricConfig]:
+    """Configs of user-made metrics; broken files are skipped with a warning naming them
+    (``lookalike metrics`` lists them: :func:`load_user_configs`)."""
+    configs, problems = load_user_configs(folder)
+    for path, why in problems.items():
+        log.warning("ignoring user metric %s: %s", path, why)
+    return configs
 
 
 def all_configs() -> dict[str, MetricConfig]:
-    configs = dict(builtin_configs())
-    for name, config in user_configs().items():
-        if name in configs:
-            raise UsageError(f"user metric {name!r} shadows a built-in metric; rename it")
-        configs[name] = config
-    return configs
+    """Built-in and user metrics by name (broken user files skipped, see :func:`user_configs`)."""
+    return {**builtin_configs(), **user_configs()}
 
 
 def list_metrics(include_test: bool = False) -> list[str]:
@@ -100,6 +113,8 @@ def get_config(name: str) -> MetricConfig:
 def save_user_metric(config: MetricConfig, folder: Path | None = None) -> Path:
     """Register a user metric by writing its config (atomically) where the registry finds it."""
     check_config(config)
+    if config.name in builtin_configs():
+        raise UsageError(f"user metric {config.name!r} shadows a built-in metric; rename it")
     folder = folder or user_metrics_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{config.name}.json"
@@ -146,13 +161,8 @@ def library_config(name: str, provenance: Any, allow_changed: bool = False) -> M
             "never builds a metric from the config stored in a library (register it as a built-in "
             f"or user metric in {user_metrics_dir()} to use it)") from None
     if provenance is not None and not allow_changed:
-        stored = provenance.get("config") if isinstance(provenance, Mapping) else None
-        if not isinstance(stored, Mapping) or _canonical(stored) != _canonical(config.to_dict()):
+        if not same_metric(provenance, config):
             raise UsageError(
                 f"the library's {name!r} vectors were made by a different config of that metric than "
                 f"the registered one; re-embed them with `lookalike index --metric {name} --rebuild`")
     return config
-
-
-def _canonical(config: Mapping[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True, default=list)

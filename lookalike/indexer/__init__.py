@@ -2,13 +2,14 @@
 
 Public API (see :mod:`lookalike.indexer.library` for the full contract)::
 
-    from lookalike.indexer.library import Library, VectorIndex
+    from lookalike.indexer.library import LibraryStore, VectorIndex
     from lookalike.indexer.run import IndexOptions, index_library
 
 Stages, each a small module: :mod:`~lookalike.indexer.listing` (walk folders) ->
 :mod:`~lookalike.indexer.plan` (what changed) -> :func:`lookalike.embed.pipeline.prepare_files`
-(read + hash + decode in worker processes) -> :func:`~lookalike.indexer.run.embed_chunk` (inference,
-each content once) -> :mod:`~lookalike.indexer.writer` (batched commits, FAISS upkeep).
+(read + hash + decode in worker processes) -> :func:`~lookalike.indexer.run.plan_batch` (what each
+content lacks) -> :func:`~lookalike.indexer.run.embed_batch` (the pure mapper, inference, each content
+once, run by a replaceable :class:`~lookalike.indexer.run.Distributor`) -> :mod:`~lookalike.indexer.writer` (batched commits, FAISS upkeep).
 :mod:`~lookalike.indexer.doctor` checks and repairs; :mod:`~lookalike.indexer.factory` picks the
 FAISS index type by size.
 """

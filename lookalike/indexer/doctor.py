@@ -23,7 +23,7 @@ import numpy as np
 from sqlalchemy import delete, exists, func, select, text
 
 from lookalike.embed.registry import library_config
-from lookalike.indexer.library import Library
+from lookalike.indexer.library import LibraryStore
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.vectors import VectorIndex
 from lookalike.indexer.plan import under
@@ -49,7 +49,7 @@ class Finding:
         return asdict(self)
 
 
-def unavailable_roots(lib: Library) -> list[str]:
+def unavailable_roots(lib: LibraryStore) -> list[str]:
     """Roots that are missing or hold nothing at all (an unmounted drive's empty mount point)."""
     with lib.store.session() as s:
         roots = list(s.scalars(select(Root.path).order_by(Root.path)))
@@ -64,7 +64,7 @@ def _empty_folder(path: str) -> bool:
         return False
 
 
-def vanished_files(lib: Library, prune: bool = False) -> tuple[list[str], list[str]]:
+def vanished_files(lib: LibraryStore, prune: bool = False) -> tuple[list[str], list[str]]:
     """Indexed paths that no longer exist: ``(gone, kept)``; ``kept`` are those under an
     unavailable root (all of them count as gone with ``prune``)."""
     blind = [] if prune else unavailable_roots(lib)
@@ -75,7 +75,7 @@ def vanished_files(lib: Library, prune: bool = False) -> tuple[list[str], list[s
     return [p for p in paths if not under(p, blind)], kept
 
 
-def diagnose(lib: Library, prune: bool = False) -> list[Finding]:
+def diagnose(lib: LibraryStore, prune: bool = False) -> list[Finding]:
     """Every inconsistency found, without changing anything."""
     out: list[Finding] = []
     gone, kept = vanished_files(lib, prune)  # before the session below (writers' sessions lock)
@@ -124,7 +124,7 @@ def diagnose(lib: Library, prune: bool = False) -> list[Finding]:
     return out
 
 
-def _check_index(lib: Library, row: MetricIndex) -> list[Finding]:
+def _check_index(lib: LibraryStore, row: MetricIndex) -> list[Finding]:
     path = lib.index_path(row.name)
     db_ids = lib.ids(row.name)
     if not path.is_file():
@@ -153,7 +153,7 @@ def _check_index(lib: Library, row: MetricIndex) -> list[Finding]:
     return out
 
 
-def repair(lib: Library, wait: bool = False, workers: int | None = None,
+def repair(lib: LibraryStore, wait: bool = False, workers: int | None = None,
            device: str | None = None, prune: bool = False) -> list[str]:
     """Fix everything :func:`diagnose` can fix; returns what was done (one line each)."""
     from lookalike.indexer.run import IndexOptions, index_library
@@ -164,7 +164,7 @@ def repair(lib: Library, wait: bool = False, workers: int | None = None,
         configs = [library_config(r.name, r.provenance)  # compared, never built
                    for r in s.scalars(select(MetricIndex).order_by(MetricIndex.name))]
     with WriterLock(lib.path, wait=wait):
-        with lib.store.transaction() as s:
+        with lib.write() as s:
             for row in s.scalars(select(MetricIndex)):
                 n = s.execute(delete(Vector).where(Vector.metric_id == row.id,
                                                    func.length(Vector.data) != 4 * row.dim)).rowcount

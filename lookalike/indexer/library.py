@@ -10,13 +10,13 @@ A library is a folder (default ``./.lookalike``, or ``$LOOKALIKE_LIBRARY``) hold
 The database is the source of truth: it holds every file's row, one row per distinct content
 (sha256) whose ``id`` is the FAISS vector id in every index, and the full-precision float32 vector
 of every (metric, content). The FAISS files are a cache of those vectors for fast search: when a
-file lags behind the database (a writer was killed before saving it), :meth:`Library.vector_index`
+file lags behind the database (a writer was killed before saving it), :meth:`LibraryStore.vector_index`
 brings the in-memory index up to date from the database, so readers always search exactly the
 committed vectors. Example::
 
-    from lookalike.indexer.library import Library
+    from lookalike.indexer.library import LibraryStore
 
-    with Library.open(".lookalike") as lib:
+    with LibraryStore.open(".lookalike") as lib:
         index = lib.vector_index("effnet-lite0")
         dist, ids = index.search(lib.vectors("effnet-lite0", [some_id]), k=10)
         paths = lib.paths_for(ids[0][ids[0] >= 0].tolist())
@@ -27,22 +27,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from lookalike.errors import UsageError
-from lookalike.indexer.atomic import atomic_write_bytes
+from lookalike.atomic import atomic_write_bytes
 from lookalike.indexer.vectors import VectorIndex, index_filename
 
-__all__ = ["Library", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
+__all__ = ["LibraryStore", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
 from lookalike.store.db import Store, open_store, sqlite_url
-from lookalike.store.models import OK, Image, MetricIndex, Vector
+from lookalike.store.models import OK, Image, LibraryState, MetricIndex, Vector
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ DB_NAME = "library.db"
 FORMAT = 1
 #: Ids per ``IN (...)`` query (well under SQLite's and PostgreSQL's parameter limits).
 CHUNK = 5000
+#: Vectors an index type that needs training (IVF, PQ) is trained on, at most.
+TRAIN_SAMPLE = 100_000
 
 
 class LibraryNotFoundError(UsageError):
@@ -96,11 +101,14 @@ class SyncReport:
         return bool(self.added or self.removed or self.rebuilt)
 
 
-class Library:
-    """An open library. Build with :meth:`Library.open`; use as a context manager or ``close()``.
+class LibraryStore:
+    """An open library. Build with :meth:`LibraryStore.open`; use as a context manager or ``close()``.
 
+    This is the store layer; applications use the service :class:`lookalike.Library` built over it.
     All ids are ``contents.id`` values: the FAISS ids of every metric's index. Several paths with
     identical bytes share one id (:meth:`paths_for` gives one of them, :meth:`all_paths_for` all).
+    Safe to share between threads: the index cache is locked; :meth:`refresh` drops cached
+    indexes when another process has committed since they were loaded.
     """
 
     def __init__(self, path: Path, store: Store, writable: bool = False) -> None:
@@ -108,12 +116,14 @@ class Library:
         self.store = store
         self.writable = writable
         self._indexes: dict[str, VectorIndex] = {}
+        self._lock = threading.RLock()
+        self._generation: int | None = None
 
     # -- opening ----------------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, db_url: str | None = None,
-             create: bool = False, writable: bool = False) -> Library:
+             create: bool = False, writable: bool = False) -> LibraryStore:
         """Open the library folder ``path`` (default: ``$LOOKALIKE_LIBRARY`` or ``./.lookalike``).
 
         ``db_url``: a SQLAlchemy URL (``postgresql+psycopg://user@host/db``) to use instead of the
@@ -174,10 +184,36 @@ class Library:
         return self.store.url
 
     def close(self) -> None:
-        self._indexes.clear()
+        with self._lock:
+            self._indexes.clear()
         self.store.close()
 
-    def __enter__(self) -> Library:
+    # -- generations: noticing other processes' writes ------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A writer transaction that bumps the library's generation (readers then reload)."""
+        with self.store.transaction() as s:
+            yield s
+            s.execute(update(LibraryState).where(LibraryState.id == 1)
+                      .values(generation=LibraryState.generation + 1))
+
+    def generation(self) -> int:
+        """The number of writer commits so far (one cheap query)."""
+        with self.store.session() as s:
+            return int(s.scalar(select(LibraryState.generation).where(LibraryState.id == 1)) or 0)
+
+    def refresh(self) -> bool:
+        """Drop the cached indexes if a writer committed since they were loaded; True if it had."""
+        gen = self.generation()
+        with self._lock:
+            seen, self._generation = self._generation, gen
+            if seen is None or seen == gen:
+                return False
+            self._indexes.clear()
+            return True
+
+    def __enter__(self) -> LibraryStore:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -185,7 +221,7 @@ class Library:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Library({str(self.path)!r}, {self.store!r})"
+        return f"LibraryStore({str(self.path)!r}, {self.store!r})"
 
     # -- metrics and vectors ------------------------------------------------------------------------
 
@@ -225,14 +261,17 @@ class Library:
     def vector_index(self, metric: str) -> VectorIndex:
         """The searchable index of ``metric``, exactly matching the committed database vectors.
 
-        Loaded once per :class:`Library` and cached; reopen the library to see later writes.
+        Loaded once and cached; call :meth:`refresh` to see later writes of other processes.
         """
-        if metric not in self._indexes:
-            index, report = self.load_index(metric)
-            if report.changed:
-                log.debug("index %s caught up with the database: %s", metric, report)
-            self._indexes[metric] = index
-        return self._indexes[metric]
+        with self._lock:
+            if self._generation is None:
+                self._generation = self.generation()
+            if metric not in self._indexes:
+                index, report = self.load_index(metric)
+                if report.changed:
+                    log.debug("index %s caught up with the database: %s", metric, report)
+                self._indexes[metric] = index
+            return self._indexes[metric]
 
     def vectors(self, metric: str, ids: Iterable[int]) -> np.ndarray:
         """Full-precision vectors of ``ids`` (in that order), ``(len(ids), dim)`` float32.
@@ -329,21 +368,35 @@ class Library:
         return index, report
 
     def build_index(self, row: MetricIndex, factory: str, ids: np.ndarray | None = None) -> VectorIndex:
-        """A new index of every committed vector of ``row``'s metric."""
-        ids = self.ids(row.name) if ids is None else ids
-        vecs = self.vectors(row.name, ids.tolist()) if len(ids) else np.zeros((0, row.dim), np.float32)
+        """A new index of every committed vector of ``row``'s metric, streamed from the database
+        in chunks (never all in memory at once; index types that need training see a sample)."""
+        ids = np.sort(self.ids(row.name) if ids is None else np.asarray(ids, np.int64))
         if len(ids) == 0 and factory != "Flat":
             factory = "Flat"  # nothing to train on yet
         (log.info if len(ids) else log.debug)("building %s index of %d %s vectors", factory, len(ids),
                                               row.name)
         try:
-            return VectorIndex.build(row.name, row.dim, row.distance, factory, ids, vecs)
+            index = VectorIndex.empty(row.name, row.dim, row.distance, factory)
+            if not index.trained:
+                sample = ids[np.linspace(0, len(ids) - 1, min(len(ids), TRAIN_SAMPLE)).astype(int)]
+                index.train(self.vectors(row.name, np.unique(sample).tolist()))
         except RuntimeError as exc:  # e.g. fewer training vectors than IVF lists
             if factory == "Flat":
                 raise
             log.warning("cannot build a %s index of %d %s vectors (%s); using Flat", factory, len(ids),
                         row.name, str(exc).splitlines()[-1])
-            return VectorIndex.build(row.name, row.dim, row.distance, "Flat", ids, vecs)
+            index = VectorIndex.empty(row.name, row.dim, row.distance, "Flat")
+        for part, vecs in self.iter_vectors(row.name, ids):
+            index.add(part, vecs)
+        return index
+
+    def iter_vectors(self, metric: str, ids: np.ndarray | None = None,
+                     chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(ids, vectors)`` chunks of ``metric``'s committed vectors (default: all, by id)."""
+        ids = self.ids(metric) if ids is None else np.asarray(ids, np.int64)
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            yield part, self.vectors(metric, part.tolist())
 
     def _fetch_vectors(self, row: MetricIndex, ids: Sequence[int]) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}

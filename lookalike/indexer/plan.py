@@ -7,6 +7,11 @@ not decoded), and files whose content lacks a vector for a requested metric (als
 roots: :attr:`Plan.lacking`, so that every metric covers every indexed file). Known files under the
 roots that the listing no longer finds have been deleted (unless they sit under a folder that
 could not be listed this time).
+
+A new file whose size is that of a deleted one is read with that file's sha256 expected: when the
+bytes match (a move or a rename within the roots) it is hashed, not decoded, and the writer
+re-points the deleted file's row at it (:meth:`~lookalike.indexer.writer.LibraryWriter.expect_moves`),
+so the image keeps its row, its content id and its vectors.
 """
 
 from __future__ import annotations
@@ -120,6 +125,14 @@ def make_plan(listing: Iterable[FileEntry | ListingProblem], known: Mapping[str,
     if not prune:
         blind += plan.unavailable
     plan.deleted = sorted(p for p in known if p not in seen and under(p, roots) and not under(p, blind))
+    gone = {}
+    for p in plan.deleted:
+        k = known[p]
+        if k.status == OK and k.sha256 and k.content_id in complete and k.size is not None:
+            gone.setdefault(k.size, k.sha256)
+    for item in plan.todo:
+        if item.path not in known and item.size in gone:
+            plan.expect[item.path] = gone[item.size]  # probably moved here: hash before decoding
     plan.lacking = sorted(p for p, k in known.items() if p not in seen and not under(p, roots)
                           and k.status == OK and k.content_id not in complete)
     return plan

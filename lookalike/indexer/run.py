@@ -1,7 +1,10 @@
 """``index_library``: list -> plan -> read+decode (worker processes) -> embed (batches) -> write.
 
 Decoding and resizing run in worker processes (:func:`lookalike.embed.pipeline.prepare_files`)
-ahead of inference, which runs here in batches; results are committed every ``commit_every`` files.
+ahead of inference; each batch is planned against the database (:func:`plan_batch`: which metrics
+each content still needs) and embedded by a pure mapper (:func:`embed_batch`: arrays in, vectors
+out) that a :class:`Distributor` runs (:class:`InProcess` today; Ray Data can replace it). Results
+are committed every ``commit_every`` files.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,7 +24,7 @@ from lookalike.embed.config import MetricConfig
 from lookalike.embed.pipeline import Prepared, batched, prepare_files
 from lookalike.embed.registry import library_config
 from lookalike.files import PATH_TOO_LONG, display_path
-from lookalike.indexer.library import Library
+from lookalike.indexer.library import LibraryStore
 from lookalike.indexer.listing import FileEntry, walk
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.plan import make_plan
@@ -68,6 +71,7 @@ class IndexReport:
     failed: int = 0
     skipped: int = 0
     deleted: int = 0
+    moved: int = 0  # files found at a new path within the roots: same id and vectors, not re-embedded
     vectors: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -80,9 +84,10 @@ class IndexReport:
         return out
 
 
-def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | None = None,
+def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]] | None = None,
                   options: IndexOptions | None = None, embedder: Embedder | None = None,
-                  configs: Sequence[MetricConfig] | None = None) -> IndexReport:
+                  configs: Sequence[MetricConfig] | None = None,
+                  distributor: Distributor | None = None) -> IndexReport:
     """Bring ``library`` up to date with the image files under ``roots`` (default: its known roots).
 
     ``embedder``: an :class:`Embedder` whose networks are already loaded (benchmarks).
@@ -104,7 +109,7 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
         writer = LibraryWriter(library, configs, factory=opts.factory, rebuild=opts.rebuild,
                                save_every_s=opts.save_every_s)
         try:
-            report = _index(library, writer, roots, opts, embedder, configs, stop)
+            report = _index(library, writer, roots, opts, embedder, configs, stop, distributor)
         except BaseException:
             _salvage(writer)
             raise
@@ -112,12 +117,13 @@ def index_library(library: Library, roots: Sequence[str | os.PathLike[str]] | No
     return report
 
 
-def _index(library: Library, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
+def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
            opts: IndexOptions, embedder: Embedder | None, configs: Sequence[MetricConfig],
-           stop: StopSignals) -> IndexReport:
+           stop: StopSignals, distributor: Distributor | None = None) -> IndexReport:
     top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
     report = IndexReport(str(library.path), top, [c.name for c in configs])
-    plan = make_plan(walk(top), writer.known_files(), top, writer.complete_contents(),
+    known = writer.known_files()
+    plan = make_plan(walk(top), known, top, writer.complete_contents(),
                      prune=opts.prune, retry_failed=opts.retry_failed)
     # Files outside this run's roots that lack a metric's vector (a metric added by an earlier
     # run on other folders): embedded now, so that every metric covers every root.
@@ -127,7 +133,7 @@ def _index(library: Library, writer: LibraryWriter, roots: Sequence[str | os.Pat
     for root in plan.unavailable:
         log.warning("root %s is missing or empty (unmounted drive?): its files are kept%s", root,
                     "" if opts.prune else "; run with --prune to forget them")
-    report.deleted = writer.delete_paths(plan.deleted)
+    report.deleted = writer.expect_moves(known[p] for p in plan.deleted)  # the rest: at the end, unless moved
     for problem in plan.problems:
         log.warning("skipped %s: %s", display_path(problem.path), problem.reason)
         if problem.reason != PATH_TOO_LONG:  # reported each run; too long for a path column
@@ -144,7 +150,7 @@ def _index(library: Library, writer: LibraryWriter, roots: Sequence[str | os.Pat
         last_commit = time.monotonic()
         with progress_bar(len(plan.todo), "index", enabled=opts.progress) as bar:
             for result in embed_results(plan.todo, plan.expect, writer, embedder, opts,
-                                        on_read=lambda _p: bar.update(1)):
+                                        on_read=lambda _p: bar.update(1), distributor=distributor):
                 writer.add(result)
                 report.read += 1
                 if result.status == FAILED:
@@ -163,6 +169,8 @@ def _index(library: Library, writer: LibraryWriter, roots: Sequence[str | os.Pat
                     report.interrupted = stop.signal
                     break
         writer.flush()
+    report.deleted += writer.finish_moves()
+    report.moved = writer.moved
     if opts.remember_roots:  # before the final save: a failed save must not lose them
         gone = [r for r in plan.unavailable if opts.prune and not os.path.lexists(r)]
         writer.touch_roots(top, forget=gone)
@@ -211,7 +219,7 @@ class StopSignals:
             signal.signal(sig, old)
 
 
-def run_metrics(library: Library, requested: Sequence[str]) -> list[str]:
+def run_metrics(library: LibraryStore, requested: Sequence[str]) -> list[str]:
     """The metrics a run brings up to date: every metric of the library plus the requested ones.
 
     A library's metrics cover all of its images: adding a metric (``index DIR --metric X``) embeds
@@ -220,13 +228,13 @@ def run_metrics(library: Library, requested: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*library.metrics(), *requested]))
 
 
-def resolve_config(library: Library, name: str) -> MetricConfig:
+def resolve_config(library: LibraryStore, name: str) -> MetricConfig:
     """The registered config of ``name``; a config stored in the library is never built."""
     stored = library.provenance(name) if name in library.metrics() else None
     return library_config(name, stored, allow_changed=True)  # the writer compares (or --rebuild)
 
 
-def known_roots(library: Library) -> list[str]:
+def known_roots(library: LibraryStore) -> list[str]:
     from sqlalchemy import select
 
     from lookalike.store.models import Root
@@ -257,10 +265,37 @@ class Embedder:
         return self._metrics[name].embed_arrays(arrays)
 
 
+class Distributor(Protocol):
+    """Runs the embed mapper over batches: in this process today, on a cluster (Ray Data) later.
+    ``map`` must keep the order of ``jobs`` and be lazy (the runner plans each batch just in time)."""
+
+    def map(self, mapper: Callable[[EmbedJob], list[FileResult]],
+            jobs: Iterable[EmbedJob]) -> Iterator[list[FileResult]]: ...
+
+
+class InProcess:
+    """The default :class:`Distributor`: each batch embedded here, in order."""
+
+    def map(self, mapper: Callable[[EmbedJob], list[FileResult]],
+            jobs: Iterable[EmbedJob]) -> Iterator[list[FileResult]]:
+        return map(mapper, jobs)
+
+
+@dataclass
+class EmbedJob:
+    """One batch for the mapper: decoded files, their listing entries, and which metrics each
+    content (sha256) still needs (decided by the runner from the database, not by the mapper)."""
+
+    chunk: Sequence[Prepared]
+    entries: dict[str, FileEntry]
+    needs: dict[str, set[str]]
+
+
 def embed_results(todo: Sequence[FileEntry], expect: dict[str, str], writer: LibraryWriter,
                   embedder: Embedder, opts: IndexOptions,
-                  on_read: Callable[[Prepared], None] | None = None) -> Iterator[FileResult]:
-    """Read, decode and embed ``todo`` in order, one :class:`FileResult` per file.
+                  on_read: Callable[[Prepared], None] | None = None,
+                  distributor: Distributor | None = None) -> Iterator[FileResult]:
+    """Stages read/decode -> plan batch -> embed, one :class:`FileResult` per file, in order.
 
     ``on_read`` is called as each file has been read and decoded (before its batch is embedded):
     the progress bar moves per image, not per batch.
@@ -273,8 +308,9 @@ def embed_results(todo: Sequence[FileEntry], expect: dict[str, str], writer: Lib
                              expect=expect, gpu=pick_device(embedder.device).type == "cuda")
     if on_read is not None:
         prepared = _tap(prepared, on_read)
-    for chunk in batched(prepared, opts.batch_size):
-        yield from embed_chunk(chunk, entries, writer, embedder)
+    jobs = (plan_batch(chunk, entries, writer) for chunk in batched(prepared, opts.batch_size))
+    for results in (distributor or InProcess()).map(lambda job: embed_batch(job, embedder), jobs):
+        yield from results
 
 
 def _tap(items: Iterator[Prepared], call: Callable[[Prepared], None]) -> Iterator[Prepared]:
@@ -283,17 +319,22 @@ def _tap(items: Iterator[Prepared], call: Callable[[Prepared], None]) -> Iterato
         yield item
 
 
-def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter,
-                embedder: Embedder) -> list[FileResult]:
-    """Embed one batch: each distinct content once, only for the metrics it still lacks."""
-    results = [to_result(p, entries[p.path]) for p in chunk]
-    missing = writer.missing_metrics(r.sha256 for r in results if r.status == OK and r.sha256)
+def plan_batch(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter) -> EmbedJob:
+    """Which metrics each content of the batch still needs (committed or pending in ``writer``)."""
+    shas = [p.sha256 for p in chunk if p.error is None and p.sha256]
+    return EmbedJob(chunk, entries, writer.missing_metrics(shas))
+
+
+def embed_batch(job: EmbedJob, embedder: Embedder) -> list[FileResult]:
+    """The mapper: decoded arrays in, vectors out; each distinct content once, only for the metrics
+    it needs. Touches no database."""
+    results = [to_result(p, job.entries[p.path]) for p in job.chunk]
     for name, config in embedder.configs.items():
         todo: dict[str, np.ndarray] = {}
-        for p, r in zip(chunk, results):
+        for p, r in zip(job.chunk, results):
             if r.status != OK or p.arrays is None or r.sha256 is None:
                 continue
-            if name in missing.get(r.sha256, ()) and r.sha256 not in todo:
+            if name in job.needs.get(r.sha256, ()) and r.sha256 not in todo:
                 todo[r.sha256] = p.arrays[config.preprocess.key]
         if not todo:
             continue
@@ -303,6 +344,12 @@ def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer
             if r.sha256 in by_sha:
                 r.vectors[name] = by_sha[r.sha256]
     return results
+
+
+def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter,
+                embedder: Embedder) -> list[FileResult]:
+    """Plan then embed one batch (:func:`plan_batch` + :func:`embed_batch`)."""
+    return embed_batch(plan_batch(chunk, entries, writer), embedder)
 
 
 def to_result(p: Prepared, entry: FileEntry) -> FileResult:

@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy import exists, func, select
 
-from lookalike.indexer.library import Library
+from lookalike.indexer.library import LibraryStore
 from lookalike.store.db import current_revision
 from lookalike.store.models import OK, Content, Image, MetricIndex, Root, Vector
 
 
-def library_status(lib: Library) -> dict[str, Any]:
+def library_status(lib: LibraryStore) -> dict[str, Any]:
     """A JSON-able summary (``lookalike status --json`` prints exactly this)."""
     with lib.store.session() as s:
         by_status = {st: n for st, n in s.execute(select(Image.status, func.count()).group_by(Image.status))}

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.indexer.atomic import atomic_write
+from lookalike.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,16 @@ class VectorIndex:
                 out.add(ids[part], vectors[part])
                 bar.update(len(vectors[part]))
         return out
+
+    def train(self, vectors: np.ndarray) -> None:
+        """Train an index type that needs it (IVF, PQ) on a sample of the vectors it will hold."""
+        if len(vectors) == 0:
+            raise ValueError(f"index type {self.factory!r} needs training vectors")
+        self.index.train(self._prepare(np.asarray(vectors, dtype=np.float32)))
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.index.is_trained)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], metric: str, distance: str) -> VectorIndex:

@@ -4,13 +4,12 @@ Each :meth:`LibraryWriter.flush` is one database transaction (contents, file row
 orphan clean-up); only after it commits are the vectors added to the in-memory FAISS indexes, and
 those are saved (atomically) from time to time and at :meth:`LibraryWriter.finish`. A writer killed
 at any moment therefore loses at most the uncommitted batch; the next writer's
-:meth:`~lookalike.indexer.library.Library.load_index` adds whatever the saved FAISS file lacks.
+:meth:`~lookalike.indexer.library.LibraryStore.load_index` adds whatever the saved FAISS file lacks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -20,10 +19,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, exists, select, update
 
-from lookalike.embed.config import MetricConfig
+from lookalike.embed.config import MetricConfig, same_metric
 from lookalike.errors import UsageError
 from lookalike.indexer.factory import choose_factory
-from lookalike.indexer.library import Library, SyncReport, chunks, encode_vector
+from lookalike.indexer.library import LibraryStore, SyncReport, chunks, encode_vector
 from lookalike.indexer.plan import KnownFile
 from lookalike.indexer.vectors import VectorIndex
 from lookalike.store.models import FAILED, OK, SKIPPED, Content, Image, MetricIndex, Root, Vector
@@ -58,15 +57,10 @@ def safe_text(text: str | None) -> str | None:
     return None if text is None else display_path(text)
 
 
-def config_key(config: dict[str, Any]) -> str:
-    """A canonical form of a metric config, to tell whether two vector sets are compatible."""
-    return json.dumps(config, sort_keys=True, default=list)
-
-
 class LibraryWriter:
     """Applies indexing results to a library opened with ``writable=True`` (caller holds the lock)."""
 
-    def __init__(self, library: Library, configs: Sequence[MetricConfig], factory: str | None = None,
+    def __init__(self, library: LibraryStore, configs: Sequence[MetricConfig], factory: str | None = None,
                  rebuild: bool = False, save_every_s: float = 60.0) -> None:
         self.library = library
         self.store = library.store
@@ -82,6 +76,8 @@ class LibraryWriter:
         self._last_save = time.monotonic()
         self._save_cost = 0.0
         self.created: set[str] = set()  # metrics this writer added to the library
+        self._moving: dict[str, list[str]] = {}  # sha256 -> paths that are gone, rows kept for a move
+        self.moved = 0
         for config in configs:
             self.rows[config.name] = self._ensure_metric(config, factory, rebuild)
         for name in self.rows:
@@ -107,7 +103,7 @@ class LibraryWriter:
             except RuntimeError as exc:
                 raise UsageError(f"invalid FAISS index factory {override!r}: "
                                  f"{str(exc).splitlines()[-1]}") from None
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             row = s.scalar(select(MetricIndex).where(MetricIndex.name == config.name))
             if row is None:
                 row = MetricIndex(name=config.name, dim=config.dim, distance=config.distance,
@@ -115,7 +111,7 @@ class LibraryWriter:
                 s.add(row)
                 self.created.add(config.name)
             else:
-                if config_key(row.provenance.get("config", {})) != config_key(prov["config"]):
+                if not same_metric(row.provenance, config):
                     if not rebuild:
                         raise UsageError(
                             f"the library's {config.name} vectors were made by a different config of "
@@ -175,7 +171,7 @@ class LibraryWriter:
         if not batch:
             return 0
         added: dict[str, list[tuple[int, np.ndarray]]] = {name: [] for name in self.rows}
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             shas = sorted({r.sha256 for r in batch if r.status == OK and r.sha256})
             contents: dict[str, int] = {}
             for part in chunks(shas):
@@ -188,6 +184,7 @@ class LibraryWriter:
                 s.flush()  # one round trip for the batch's new contents (their ids)
                 contents.update((sha, c.id) for sha, c in new.items())
             images = self._images_by_path(s, [r.path for r in batch])
+            self._take_moved(s, batch, images)
             orphans: set[int] = set()
             now = dt.datetime.now(dt.timezone.utc)
             for r in batch:
@@ -233,11 +230,46 @@ class LibraryWriter:
         self.maybe_save()
         return len(batch)
 
+    def expect_moves(self, gone: Iterable[KnownFile]) -> int:
+        """Keep the rows of readable files that are gone until :meth:`finish_moves`: a new file with
+        the same bytes takes over such a row (same row, content id and vectors: nothing re-embedded).
+        The other gone rows (failed, skipped) are deleted now; returns how many."""
+        now = []
+        for k in gone:
+            if k.status == OK and k.sha256:
+                self._moving.setdefault(k.sha256, []).append(k.path)
+            else:
+                now.append(k.path)
+        return self.delete_paths(now)
+
+    def finish_moves(self) -> int:
+        """Delete the rows of gone files that no new file took over; returns how many."""
+        left = sorted(p for paths in self._moving.values() for p in paths)
+        self._moving = {}
+        return self.delete_paths(left)
+
+    def _take_moved(self, s: Any, batch: Sequence[FileResult], images: dict[str, Image]) -> None:
+        takers = [r for r in batch if r.path not in images and r.status == OK and r.sha256 in self._moving]
+        if not takers:
+            return
+        for r in takers:
+            olds = self._moving.get(r.sha256 or "", [])
+            while olds and r.path not in images:
+                old = s.scalar(select(Image).where(Image.path == olds.pop(0)))
+                if old is not None and old.sha256 == r.sha256:
+                    log.debug("moved: %s -> %s", old.path, r.path)
+                    old.path = r.path
+                    images[r.path] = old
+                    self.moved += 1
+            if not olds:
+                self._moving.pop(r.sha256 or "", None)
+        s.flush()
+
     def delete_paths(self, paths: Sequence[str]) -> int:
         """Forget files that are gone; contents no file refers to any more leave the indexes."""
         if not paths:
             return 0
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             orphans: set[int] = set()
             for part in chunks(list(paths)):
                 orphans.update(c for c in s.scalars(select(Image.content_id).where(
@@ -249,7 +281,7 @@ class LibraryWriter:
 
     def drop_orphan_contents(self) -> list[int]:
         """Delete every content no file refers to (doctor's repair)."""
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             ids = set(s.scalars(select(Content.id).where(~exists().where(Image.content_id == Content.id))))
             from lookalike.studies.refs import study_content_ids
 
@@ -262,7 +294,7 @@ class LibraryWriter:
         """Remove the metrics this writer added that still hold no vector (a run that failed, e.g.
         on missing weights, leaves no empty metric behind); returns their names."""
         gone = []
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             for name in sorted(self.created):
                 mid = self.rows[name].id
                 if s.scalar(select(Vector.content_id).where(Vector.metric_id == mid).limit(1)) is None:
@@ -313,7 +345,7 @@ class LibraryWriter:
         """Record ``roots`` as indexed now; ``forget``: roots to drop (pruned, missing ones)."""
         now = dt.datetime.now(dt.timezone.utc)
         forget = set(forget)
-        with self.store.transaction() as s:
+        with self.library.write() as s:
             if forget:
                 s.execute(delete(Root).where(Root.path.in_(sorted(forget))))
             for path in roots:
@@ -349,14 +381,32 @@ class LibraryWriter:
             if name not in self._dirty and self.library.index_path(name).is_file():
                 continue
             index.save(self.library.index_path(name))
-            with self.store.transaction() as s:
-                s.execute(update(MetricIndex).where(MetricIndex.id == row.id)
-                          .values(factory=index.factory, vector_count=index.ntotal,
-                                  updated_at=dt.datetime.now(dt.timezone.utc)))
+            values: dict[str, Any] = {"factory": index.factory, "vector_count": index.ntotal,
+                                      "updated_at": dt.datetime.now(dt.timezone.utc)}
+            pinned = self._pinned_provenance(name)
+            if pinned is not None:
+                values["provenance"] = row.provenance = pinned
+            with self.library.write() as s:
+                s.execute(update(MetricIndex).where(MetricIndex.id == row.id).values(**values))
             row.factory = index.factory
             self._dirty.discard(name)
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - start
+
+    def _pinned_provenance(self, name: str) -> dict[str, Any] | None:
+        """The metric's provenance with the weight digests pinned since it was recorded (the first
+        download of a file without a catalog checksum), or ``None`` when nothing new is known."""
+        from lookalike.embed.config import fingerprint
+
+        prov, config = self.rows[name].provenance, self.configs.get(name)
+        then = prov.get("weights_sha256") if isinstance(prov, dict) else None
+        if config is None or not isinstance(then, dict):
+            return None
+        now = config.weight_digests()
+        if all(then.get(n) == d or d is None for n, d in now.items()):
+            return None
+        digests = {n: then.get(n) or d for n, d in now.items()}
+        return {**prov, "weights_sha256": digests, "fingerprint": fingerprint(prov["config"], digests)}
 
     def wanted_factory(self, name: str) -> str:
         row, index = self.rows[name], self.indexes[name]

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.embed.weights.cachefs import write_json_atomic
+from lookalike.atomic import atomic_write, atomic_write_json
 from lookalike.paths import home
 
 log = logging.getLogger(__name__)
@@ -97,17 +96,15 @@ def fingerprint(record: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: writers are not serialised
+    from filelock import FileLock
+
+    with FileLock(folder / ".lock", thread_local=False):
         yield
-        return
-    with open(folder / ".lock", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _save_npy(path: str, rows: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, rows)
 
 
 class VectorStore:
@@ -117,7 +114,7 @@ class VectorStore:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         if record is not None and not (folder / META).is_file():
-            write_json_atomic(folder / META, record)
+            atomic_write_json(folder / META, record)
         self._shards: dict[str, np.ndarray] = {}
 
     def _index(self) -> dict[str, list[Any]]:
@@ -158,22 +155,12 @@ class VectorStore:
         if not len(keys):
             return
         name = f"shard-{uuid.uuid4().hex[:16]}.npy"
-        fd, tmp = tempfile.mkstemp(prefix=".shard.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, rows)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.folder / name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.folder / name, lambda tmp: _save_npy(tmp, rows))
         with _locked(self.folder):
             index = self._index()
             for i, key in enumerate(keys):
                 index[key] = [name, i]
-            write_json_atomic(self.folder / INDEX, {"keys": index})
+            atomic_write_json(self.folder / INDEX, {"keys": index})
 
 
 class FeatureCache:

@@ -57,20 +57,6 @@ class QueryResult:
         if any(a.distance > b.distance for a, b in zip(self.hits, self.hits[1:])):
             raise ValueError("hits must be sorted by increasing distance")
 
-    @classmethod
-    def from_arrays(cls, query: str, metric: str, ids: Any, distances: Any, paths: dict[int, str] | Any,
-                    distance_kind: str = "cosine", seconds: float | None = None,
-                    exclude: set[int] | None = None) -> QueryResult:
-        """Build from one row of FAISS output (ids, distances); ``-1`` ids (padding) and ``exclude``
-        (e.g. the query's own id) are dropped, ranks are renumbered."""
-        hits = []
-        for image_id, dist in zip(list(ids), list(distances)):
-            image_id = int(image_id)
-            if image_id < 0 or (exclude and image_id in exclude):
-                continue
-            hits.append(Hit(image_id, str(paths[image_id]), float(dist), len(hits) + 1, metric))
-        return cls(query, metric, tuple(hits), distance_kind, seconds)
-
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "metric": self.metric, "distance_kind": self.distance_kind,
                 "seconds": self.seconds, "extra": dict(self.extra), "hits": [h.to_dict() for h in self.hits]}

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from lookalike.errors import UsageError
 from lookalike.search.hits import Hit, QueryResult, SearchResult
+
+if TYPE_CHECKING:
+    from lookalike.indexer.library import LibraryStore
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +43,66 @@ class _Query:
     path: str | None = None
 
 
-class Library:
-    """A searchable photo library (the folder ``lookalike index`` writes)."""
+@dataclass(frozen=True)
+class ImageInfo:
+    """One indexed file: ``image_id`` is its content id (the id search results and vectors use;
+    byte-identical files share it, ``None`` when the file failed to load), ``file_id`` its row."""
 
-    def __init__(self, inner: Any, device: str | None = None) -> None:
-        self._lib = inner
+    image_id: int | None
+    file_id: int
+    path: str
+    status: str
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    """A page of :meth:`Library.images`: ``total`` files match, ``items`` start at ``offset``."""
+
+    items: tuple[ImageInfo, ...]
+    total: int
+    offset: int
+    limit: int
+
+
+#: Thumbnail sizes (longest side, pixels) a library caches.
+THUMBNAIL_SIZES = range(16, 2049)
+
+
+class Library:
+    """A photo library (the folder ``lookalike index`` writes): the one service the CLI, the UI and
+    studies use. Open with :meth:`open`; use as a context manager or call :meth:`close`.
+
+    Ids are content ids (:attr:`ImageInfo.image_id`). One open library may be shared by the threads
+    of a server process: caches are locked, and every read first checks the database's generation
+    counter (one cheap query), reloading indexes after another process's writer committed. Opening
+    never writes to the library's database (a writer is :class:`LibraryStore` with
+    ``writable=True``, used by the indexer).
+    """
+
+    def __init__(self, store: LibraryStore, device: str | None = None) -> None:
+        self._lib = store
         self._device = device
         self._metrics: dict[str, Any] = {}
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, db_url: str | None = None,
              device: str | None = None) -> Library:
-        from lookalike.indexer.library import Library as IndexedLibrary
+        """Open the library folder ``path`` (default ``$LOOKALIKE_LIBRARY`` or ``./.lookalike``)
+        read-only; ``db_url`` as in :meth:`LibraryStore.open`; ``device`` for embedding queries."""
+        from lookalike.indexer.library import LibraryStore
 
-        return cls(IndexedLibrary.open(path, db_url=db_url), device=device)
+        return cls(LibraryStore.open(path, db_url=db_url), device=device)
 
     def close(self) -> None:
         self._lib.close()
@@ -63,13 +113,112 @@ class Library:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"lookalike.Library({str(self.path)!r})"
+
     @property
     def path(self) -> Path:
         return Path(self._lib.path)
 
+    @property
+    def store(self) -> LibraryStore:
+        """The store layer underneath (database rows, FAISS files)."""
+        return self._lib
+
+    def refresh(self) -> bool:
+        """Reload what other processes changed since the last read; True when something had."""
+        changed = self._lib.refresh()
+        if changed:
+            with self._lock:
+                self._metrics.clear()  # a re-embedded metric may have a new config
+        return changed
+
     def metrics(self) -> list[str]:
         """Metrics this library has an index for."""
         return list(self._lib.metrics())
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able summary: files, contents, metrics and their coverage, roots, problems
+        (what ``lookalike status --json`` prints)."""
+        from lookalike.indexer.status import library_status
+
+        return library_status(self._lib)
+
+    # -- images -----------------------------------------------------------------------------------
+
+    def images(self, offset: int = 0, limit: int = 100, status: str | None = None) -> ImagePage:
+        """Indexed files in path order, ``limit`` from ``offset``; ``status``: ``ok``, ``failed`` or
+        ``skipped`` only."""
+        from sqlalchemy import func, select
+
+        from lookalike.store.models import Image as ImageRow
+
+        if offset < 0 or limit < 0:
+            raise UsageError("offset and limit must not be negative")
+        where = [] if status is None else [ImageRow.status == status]
+        with self._lib.store.session() as s:
+            total = s.scalar(select(func.count()).select_from(ImageRow).where(*where)) or 0
+            rows = s.scalars(select(ImageRow).where(*where).order_by(ImageRow.path)
+                             .offset(offset).limit(limit)).all()
+            items = tuple(ImageInfo(r.content_id, r.id, r.path, r.status, r.size, r.width, r.height,
+                                    r.format, r.error) for r in rows)
+        return ImagePage(items, int(total), offset, limit)
+
+    def image(self, image_id: int) -> ImageInfo:
+        """The first (in path order) file with content id ``image_id``."""
+        from sqlalchemy import select
+
+        from lookalike.store.models import OK
+        from lookalike.store.models import Image as ImageRow
+
+        with self._lib.store.session() as s:
+            r = s.scalars(select(ImageRow).where(ImageRow.content_id == int(image_id), ImageRow.status == OK)
+                          .order_by(ImageRow.path).limit(1)).first()
+            if r is None:
+                raise UsageError(f"no image with id {image_id} in the library")
+            return ImageInfo(r.content_id, r.id, r.path, r.status, r.size, r.width, r.height, r.format, r.error)
+
+    def id_for_path(self, path: str | os.PathLike[str]) -> int | None:
+        """The id of an indexed file (``None`` when not indexed or when it failed to load)."""
+        return self._lib.id_for_path(path)
+
+    def paths_for(self, ids: Iterable[int]) -> dict[int, list[str]]:
+        """Every indexed path of each known id, sorted (byte-identical files share an id)."""
+        return self._lib.all_paths_for(ids)
+
+    def vectors(self, metric: str, ids: Iterable[int]) -> np.ndarray:
+        """Stored full-precision vectors of ``ids`` under ``metric``, ``(len(ids), dim)`` float32
+        (``KeyError`` names ids without one)."""
+        self.refresh()
+        return self._lib.vectors(metric, ids)
+
+    def thumbnail(self, image_id: int, size: int = 256) -> bytes:
+        """A JPEG of the image, its longest side ``size`` pixels (never enlarged), made once and
+        cached under ``thumbnails/SIZE/`` in the library folder (when the folder is writable)."""
+        import io
+
+        from lookalike.embed.images import load_image
+        from lookalike.atomic import atomic_write_bytes
+
+        if int(size) not in THUMBNAIL_SIZES:
+            raise UsageError(f"thumbnail size must be {THUMBNAIL_SIZES.start}..{THUMBNAIL_SIZES.stop - 1}, got {size}")
+        cached = self.path / "thumbnails" / str(int(size)) / f"{int(image_id)}.jpg"
+        try:
+            return cached.read_bytes()
+        except OSError:
+            pass
+        info = self.image(image_id)
+        img = load_image(info.path, draft=int(size))
+        img.thumbnail((int(size), int(size)))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        data = buf.getvalue()
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cached, data)
+        except OSError as exc:  # a read-only library: serve it uncached
+            log.debug("thumbnail %s not cached: %s", cached, exc)
+        return data
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -96,12 +245,17 @@ class Library:
         return out
 
     def _metric(self, name: str) -> Any:
+        with self._lock:
+            return self._metric_locked(name)
+
+    def _metric_locked(self, name: str) -> Any:
         if name not in self._metrics:
             from lookalike.embed.registry import create_metric
 
             metric = create_metric(name, device=self._device)
-            stored = self._lib.provenance(name).get("config")
-            if stored is not None and stored != metric.config.to_dict():
+            from lookalike.embed.config import same_metric
+
+            if not same_metric(self._lib.provenance(name), metric.config):
                 raise UsageError(f"the library's {name!r} index was built with a different config "
                                  "(weights, preprocessing); re-index it with `lookalike index`")
             self._metrics[name] = metric
@@ -155,6 +309,7 @@ class Library:
     def not_embedded(self, metric: str) -> int:
         """How many of the library's images have no vector under ``metric`` yet (the next
         ``lookalike index`` embeds them)."""
+        self.refresh()
         return len(set(self._content_ids()) - set(self._lib.ids(metric).tolist()))
 
     def _content_ids(self) -> list[int]:
@@ -193,6 +348,7 @@ class Library:
         """
         from lookalike.search.dupes import calibration, candidate_pairs, complete_linkage, components
 
+        self.refresh()
         if metric not in self.metrics():
             raise UsageError(f"the library has no index for {metric!r} (indexed: {', '.join(self.metrics())})")
         if k < 1:
@@ -244,6 +400,7 @@ class Library:
             queries = [queries]  # type: ignore[list-item]
         if k < 1:
             raise UsageError(f"-k must be at least 1, got {k}")
+        self.refresh()
         resolved = self._resolve(queries)  # type: ignore[arg-type]
         metric_names = list(metrics or self.metrics())
         if not metric_names:

@@ -260,7 +260,10 @@ def open_store(url: str, migrate: bool = True, immediate: bool = False, reader: 
             upgrade(store.engine)
     except SQLAlchemyError as exc:
         store.close()
-        raise DatabaseError(f"cannot open {describe_db_error(exc, url)}") from exc
+        text = describe_db_error(exc, url)
+        if "disk is full" in text.lower():  # e.g. creating the schema on a full disk
+            raise DatabaseError(f"disk full: {text}; free some space and run again") from exc
+        raise DatabaseError(f"cannot open {text}") from exc
     return store
 
 

@@ -126,6 +126,16 @@ class Vector(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class LibraryState(Base):
+    """One row: ``generation`` goes up with every commit of a library writer (indexer, doctor), so a
+    long-lived reader notices other processes' writes with one cheap query."""
+
+    __tablename__ = "library_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Root(Base):
     """A folder given to ``lookalike index``; ``index`` with no folder re-indexes all roots."""
 
@@ -274,5 +284,5 @@ class Judgment(Base):
     trial: Mapped[Trial] = relationship(back_populates="judgments")
 
 
-__all__ = ["Assignment", "Base", "Content", "FAILED", "Image", "Judgment", "MetricIndex", "OK", "Participant",
+__all__ = ["Assignment", "Base", "Content", "FAILED", "Image", "Judgment", "LibraryState", "MetricIndex", "OK", "Participant",
            "Root", "SKIPPED", "Study", "Trial", "TrialImage", "Vector"]

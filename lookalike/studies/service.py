@@ -105,9 +105,9 @@ class StudyService:
     @classmethod
     def open(cls, library: str | os.PathLike[str] | None = None, db_url: str | None = None,
              admin_token: str | None = None) -> StudyService:
-        from lookalike.indexer.library import Library
+        from lookalike.indexer.library import LibraryStore
 
-        return cls(Library.open(library, db_url=db_url), admin_token, owns=True)
+        return cls(LibraryStore.open(library, db_url=db_url), admin_token, owns=True)
 
     def close(self) -> None:
         if self._owns:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
+from lookalike.atomic import fsync_path
 from lookalike.errors import WeightsCorruptError
 from lookalike.paths import weights_dir
 
@@ -33,21 +33,6 @@ def staging_dir() -> Path:
 def staging_path(name: str, suffix: str = ".part") -> Path:
     """Where ``name`` (possibly ``a/b.pth``) is staged: one flat file name under ``.partial``."""
     return staging_dir() / (name.replace("/", "--").replace("\\", "--") + suffix)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file (or a folder's entries, where the OS allows it) to disk."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # folders cannot be opened on Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def place(staged: Path, final: Path) -> None:
@@ -79,23 +64,6 @@ def temp_dir_beside(final: Path) -> Path:
     for stale in final.parent.glob(f".{final.name}.*.tmp"):
         remove(stale)
     return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        remove(Path(tmp))
-        raise
-    fsync_path(path.parent)
 
 
 def open_regular(path: Path) -> BinaryIO:
@@ -139,16 +107,9 @@ def copy_to_staging(src: Path, staged: Path) -> None:
 
 @contextlib.contextmanager
 def file_lock(name: str) -> Iterator[None]:
-    """An exclusive inter-process lock named ``name`` (POSIX ``flock``; a no-op elsewhere)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: concurrent fetches of one file are not guarded
+    """An exclusive inter-process lock named ``name`` (:mod:`filelock`: ``flock`` on POSIX, a
+    Windows lock elsewhere), waited for; released by the kernel if the holder dies."""
+    from filelock import FileLock
+
+    with FileLock(staging_path(name, ".lock"), thread_local=False):
         yield
-        return
-    path = staging_path(name, ".lock")
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

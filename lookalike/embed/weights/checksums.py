@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lookalike.embed.weights.cachefs import file_lock, write_json_atomic
+from lookalike.atomic import atomic_write_json
+from lookalike.embed.weights.cachefs import file_lock
 from lookalike.errors import WeightsCorruptError
 from lookalike.paths import weights_dir
 
@@ -88,4 +89,4 @@ def update(name: str, value: dict[str, Any] | None) -> None:
             entries.pop(name, None)
         else:
             entries[name] = value
-        write_json_atomic(record_path(), {"version": 1, "files": entries})
+        atomic_write_json(record_path(), {"version": 1, "files": entries})
