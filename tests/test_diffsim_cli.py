@@ -57,8 +57,8 @@ def test_missing_sd15_weights_name_the_remedy_and_exit_2(cli, photos) -> None:
 
 def test_indexing_a_pairwise_metric_is_refused_clearly(cli, photos, tmp_path) -> None:
     proc = cli("index", str(photos[0]), "--library", str(tmp_path / "lib"), "-m", "tiny-diffsim")
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "pairwise" in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "pairwise metric" in proc.stderr and "--rerank tiny-diffsim" in proc.stderr  # before any work
 
 
 def test_library_search_reranks_candidates_by_the_pairwise_distance(library, monkeypatch) -> None:

@@ -231,7 +231,13 @@ def run_metrics(library: LibraryStore, requested: Sequence[str]) -> list[str]:
 def resolve_config(library: LibraryStore, name: str) -> MetricConfig:
     """The registered config of ``name``; a config stored in the library is never built."""
     stored = library.provenance(name) if name in library.metrics() else None
-    return library_config(name, stored, allow_changed=True)  # the writer compares (or --rebuild)
+    config = library_config(name, stored, allow_changed=True)  # the writer compares (or --rebuild)
+    if config.options.get("kind") == "pairwise":
+        from lookalike.errors import UsageError
+
+        raise UsageError(f"{name} is a pairwise metric (it compares two images; it has no vectors to "
+                         f"index): use it with `lookalike search --rerank {name}` or `lookalike distance`")
+    return config
 
 
 def known_roots(library: LibraryStore) -> list[str]:
