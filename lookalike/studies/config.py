@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 
 from lookalike.errors import UsageError
 
-log = logging.getLogger(__name__)
 
 KINDS = ("retrieval", "2afc")
 QUERY_MODES = ("random", "folder", "ids")
@@ -116,13 +114,11 @@ class StudyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            log.warning("study config: ignoring unknown key(s) %s", ", ".join(unknown))
+        from lookalike.embed.config import BadConfigError, known_fields
+
         try:
-            return cls(**{k: v for k, v in data.items() if k in names})
-        except TypeError as exc:
+            return cls(**known_fields(cls, data, "study config"))
+        except (TypeError, BadConfigError) as exc:
             raise StudyConfigError(f"bad study config: {exc}") from exc
 
     def save(self, path: str | os.PathLike[str]) -> None:

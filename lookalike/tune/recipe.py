@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from lookalike.embed.config import MetricConfig
 from lookalike.errors import UsageError
 
-log = logging.getLogger(__name__)
 
 METHODS = ("lora", "mlp", "lpips-linear")
 
@@ -51,11 +49,9 @@ class TuneConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TuneConfig:
         """Unknown keys are warned about and dropped (configs written by a newer version load)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            log.warning("tuning config: ignoring unknown key(s) %s", ", ".join(unknown))
-        d = {k: v for k, v in data.items() if k in names}
+        from lookalike.embed.config import known_fields
+
+        d = known_fields(cls, data, "tuning config")
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         return cls(**d)
