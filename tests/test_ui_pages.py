@@ -128,6 +128,32 @@ def test_compare_upload_shows_a_column_per_metric(library: Path, photos: list[Pa
     assert captions[0].startswith("Query: ") and captions[0] != f"Query: {photos[3].name}"
 
 
+def test_compare_reranks_with_a_pairwise_metric_as_a_column_of_its_own(library: Path, photos: list[Path],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")
+    at = page("compare", token=ADMIN)
+    no_exceptions(at)
+    # a library indexed under a test metric also offers the test pairwise metric
+    assert at.selectbox(key="rerank").options == ["none", "diffsim-sd15", "tiny-diffsim"]
+    at.slider(key="k").set_value(4).run()
+    at.selectbox(key="rerank").set_value("tiny-diffsim").run()
+    at.file_uploader(key="upload").upload(photos[5].name, photos[5].read_bytes(), "image/jpeg")
+    at.run()
+    no_exceptions(at)
+    assert [s.value for s in at.subheader] == [*METRICS, "tiny-diffsim"]
+    hits = [b for b in at.button if b.key.startswith("q_tiny-diffsim_")]
+    assert len(hits) == 4
+    assert "pairwise distance" in texts(at)
+    assert not [e.value for e in at.error]
+    # DiffSim without its weights: its column says how to get them; the other columns stay
+    at.selectbox(key="rerank").set_value("diffsim-sd15").run()
+    no_exceptions(at)
+    assert [s.value for s in at.subheader] == [*METRICS, "diffsim-sd15"]
+    [error] = [e.value for e in at.error]
+    assert "lookalike weights import" in error
+    assert len([b for b in at.button if b.key.startswith("q_effnet-lite0_")]) == 4
+
+
 def test_compare_browse_uses_cached_thumbnails_not_full_photos(library: Path) -> None:
     at = page("compare", token=ADMIN)
     at.radio(key="query_source").set_value("Browse the library").run()

@@ -108,6 +108,17 @@ class Services:
             raise UsageError(f"the query could not be read: {res.errors[metric]}")
         return res.by_metric[metric]
 
+    def rerank_one(self, query: Any, metrics: list[str], rerank: str, k: int,
+                   candidates: int = 50) -> Any:
+        """The ``rerank`` column: the union of each metric's top ``candidates`` re-ranked by the
+        pairwise metric ``rerank`` (:meth:`lookalike.Library.search` with ``rerank=``)."""
+        with self.lock:
+            res = self.search.search([query], k=k, metrics=metrics, exclude_self=True, rerank=rerank,
+                                     candidates=candidates)[0]
+        if rerank in res.errors:
+            raise UsageError(f"re-ranking failed: {res.errors[rerank]}")
+        return res.by_metric[rerank]
+
     def duplicates(self, metric: str) -> list[Any]:
         with self.lock:
             return self.search.duplicates(metric)
@@ -216,6 +227,22 @@ def split_groups(members: Sequence[Any], not_same: set[tuple[int, int]]) -> list
     ref = members[0][0]
     kept = [m for m in members if m[0] == ref or (min(ref, m[0]), max(ref, m[0])) not in not_same]
     return kept if len(kept) >= 2 else []
+
+
+def pairwise_metrics(include_test: bool = False) -> list[str]:
+    """Registered pairwise metrics (e.g. ``diffsim-sd15``), which re-rank search candidates."""
+    from lookalike.embed.registry import all_configs
+
+    return [n for n, c in all_configs().items()
+            if c.options.get("kind") == "pairwise" and (include_test or not c.test_only)]
+
+
+def has_test_metrics(metrics: list[str]) -> bool:
+    """Whether any of ``metrics`` is a registered test-only metric (a test or demo library)."""
+    from lookalike.embed.registry import all_configs
+
+    configs = all_configs()
+    return any(m in configs and configs[m].test_only for m in metrics)
 
 
 def metric_problem(exc: BaseException) -> str:

@@ -12,7 +12,8 @@ import streamlit as st
 
 from lookalike.ui import kit
 from lookalike.ui.widgets import thumbs
-from lookalike.ui.services import agreement, metric_problem, missing_weights, overlap
+from lookalike.ui.services import (agreement, has_test_metrics, metric_problem, missing_weights, overlap,
+                                  pairwise_metrics)
 
 PAGE = 24
 PER_ROW = 6
@@ -78,12 +79,15 @@ def _pick_query(svc: kit.Services) -> None:
                            args=("id", i, Path(paths.get(i, str(i))).name), width="stretch")
 
 
-def _search(svc: kit.Services, query: tuple[str, Any, str], metric: str, k: int) -> Any:
+def _search(svc: kit.Services, query: tuple[str, Any, str], metric: str, k: int,
+            over: list[str] | None = None) -> Any:
+    """One column: ``metric``'s top ``k``, or (``over``) those metrics' candidates re-ranked by it."""
     cache = st.session_state.setdefault("compare_cache", {})
-    key = (query, metric, k)
+    key = (query, metric, k, tuple(over or ()))
     if key not in cache:
         value = query[1] if query[0] == "id" else str(query[1])
-        cache[key] = svc.search_one(value, metric, k, exclude_self=True)
+        cache[key] = (svc.rerank_one(value, over, metric, k) if over else
+                      svc.search_one(value, metric, k, exclude_self=True))
     return cache[key]
 
 
@@ -126,9 +130,15 @@ def main() -> None:
         st.warning(f"**{m}**: weights missing ({', '.join(files)}). Library photos still search from "
                    f"stored vectors; an uploaded photo needs the weights — import them with "
                    f"`lookalike weights import`.")
-    a, b = st.columns([3, 1])
+    a, b, c = st.columns([3, 1, 1.4])
     chosen = a.multiselect("Metrics", metrics, default=metrics, key="compare_metrics")
     k = b.slider("Neighbours per metric", 1, 30, 8, key="k")
+    # a library indexed under test metrics (tests, demos) also offers the test pairwise metrics
+    rerank = c.selectbox("Re-rank with (pairwise)", ["none", *pairwise_metrics(has_test_metrics(metrics))],
+                         key="rerank",
+                         help="a pairwise metric (DiffSim) re-ranks the other columns' top 50 as a "
+                              "column of its own; slow on a CPU for photos it has not seen")
+    rerank = None if rerank == "none" else rerank
     _pick_query(svc)
     query = st.session_state.get("compare_query")
     if not query or not chosen:
@@ -151,6 +161,14 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - one metric's failure is shown in its column
             kit.log.info("search under %s failed: %s", m, exc)
             problems[m] = metric_problem(exc)
+    if rerank and results:
+        bar.progress(1.0, text=f"Re-ranking the candidates with {rerank}...")
+        try:
+            results[rerank] = _search(svc, query, rerank, int(k), over=list(results))
+        except Exception as exc:  # noqa: BLE001 - shown in its column
+            kit.log.info("re-ranking with %s failed: %s", rerank, exc)
+            problems[rerank] = metric_problem(exc)
+        chosen = [*chosen, rerank]
     bar.empty()
     agree = agreement({m: [h.image_id for h in r.hits] for m, r in results.items()})
     with right:
