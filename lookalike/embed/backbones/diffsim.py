@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from lookalike.embed.config import MetricConfig
+from lookalike.embed.options import DiffSimMetricOptions, typed_options
 from lookalike.errors import UsageError, WeightsCorruptError
 
 log = logging.getLogger(__name__)
@@ -246,13 +247,12 @@ def load_weights(model: nn.Module, path: str, what: str) -> None:
     model.load_state_dict(state, strict=True, assign=True)
 
 
-def _models(o: dict[str, Any]) -> tuple[nn.Module, nn.Module, nn.Module]:
+def _models(o: DiffSimMetricOptions) -> tuple[nn.Module, nn.Module, nn.Module]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from lookalike.embed.backbones.clip_text import ClipTextEncoder
 
-    return (AutoencoderKL(**o["vae"]), UNet2DConditionModel(**o["unet"]),
-            ClipTextEncoder(**o.get("text_encoder", {})))
+    return (AutoencoderKL(**o.vae), UNet2DConditionModel(**o.unet), ClipTextEncoder(**o.text_encoder))
 
 
 def _tokenizer(config: MetricConfig, files: dict[str, str]) -> Any:
@@ -260,7 +260,7 @@ def _tokenizer(config: MetricConfig, files: dict[str, str]) -> Any:
 
     if "vocab" in files:
         return ClipTokenizer.from_files(files["vocab"], files["merges"])
-    if config.options.get("tokenizer") == "open_clip":  # test metrics: CLIP's vocabulary, bundled
+    if typed_options(config).tokenizer == "open_clip":  # test metrics: CLIP's vocabulary, bundled
         from open_clip.tokenizer import SimpleTokenizer
 
         simple = SimpleTokenizer()
@@ -301,16 +301,16 @@ def build(config: MetricConfig, device: torch.device) -> DiffSim:
 
     from lookalike.embed.weights import resolve
 
-    o = config.options
-    opts = DiffSimOptions.from_options(o)
+    o: DiffSimMetricOptions = typed_options(config)
+    opts = DiffSimOptions.from_options(config.options)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    files = {role: str(resolve(wf, config.name)) for role, name in o.get("files", {}).items()
+    files = {role: str(resolve(wf, config.name)) for role, name in o.files.items()
              for wf in config.weights if wf.name == name}
-    if o.get("random_init"):
+    if o.random_init:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(o.get("init_seed", 0)))
+            torch.manual_seed(o.init_seed)
             vae, unet, text = _models(o)
-        _sharpen(unet, float(o.get("qk_gain", 1.0)))
+        _sharpen(unet, float(o.qk_gain))
     else:
         with torch.device("meta"):
             vae, unet, text = _models(o)
@@ -319,5 +319,5 @@ def build(config: MetricConfig, device: torch.device) -> DiffSim:
     tokenizer = _tokenizer(config, files) if opts.prompt else None
     embeds = prompt_embeddings(text, tokenizer, opts.prompt)
     del text
-    scheduler = PNDMScheduler(**o["scheduler"])
+    scheduler = PNDMScheduler(**o.scheduler)
     return DiffSim(vae, unet, embeds, scheduler, opts, device, dtype)
