@@ -59,11 +59,10 @@ class TinyVitOptions:
 
 
 @dataclass(frozen=True)
-class DiffSimMetricOptions:
-    """DiffSim (a pairwise metric): scorer settings, model shapes, weight roles, test-model knobs.
-    :class:`lookalike.embed.backbones.diffsim.DiffSimOptions` checks the scorer settings' values."""
+class DiffSimOptions:
+    """DiffSim's scorer settings (values checked by
+    :func:`lookalike.embed.backbones.diffsim.scorer_options`)."""
 
-    kind: Literal["pairwise"] = "pairwise"
     block: str = "up"
     layer: int = 0
     step: int = 600
@@ -71,6 +70,13 @@ class DiffSimMetricOptions:
     prompt: str = ""
     similarity: str = "cosine"
     batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class DiffSimMetricOptions(DiffSimOptions):
+    """A DiffSim metric (pairwise): scorer settings plus model shapes, weight roles, test knobs."""
+
+    kind: Literal["pairwise"] = "pairwise"
     files: dict[str, str] = field(default_factory=dict)
     unet: dict[str, Any] = field(default_factory=dict)
     vae: dict[str, Any] = field(default_factory=dict)

@@ -35,7 +35,6 @@ import logging
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ import torch
 from torch import nn
 
 from lookalike.embed.config import MetricConfig
-from lookalike.embed.options import DiffSimMetricOptions, typed_options
+from lookalike.embed.options import DiffSimMetricOptions, DiffSimOptions, typed_options
 from lookalike.errors import UsageError, WeightsCorruptError
 
 log = logging.getLogger(__name__)
@@ -54,31 +53,16 @@ SIMILARITIES = ("cosine", "mse")
 FEATURE_NAMES = ("q", "k", "v", "o")
 
 
-@dataclass(frozen=True)
-class DiffSimOptions:
-    """The DiffSim settings in a metric config's ``options``."""
-
-    block: str = "up"
-    layer: int = 0
-    step: int = 600
-    seed: int = 2334
-    prompt: str = ""
-    similarity: str = "cosine"
-    batch_size: int = 1
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> DiffSimOptions:
-        names = {f.name for f in fields(cls)}
-        out = cls(**{k: v for k, v in options.items() if k in names})
-        block = out.block.removesuffix("_blocks").removesuffix("_block")
-        if block not in BLOCKS:
-            raise UsageError(f"DiffSim block must be one of {', '.join(BLOCKS)}, got {out.block!r}")
-        if out.similarity not in SIMILARITIES:
-            raise UsageError(f"DiffSim similarity must be cosine or mse, got {out.similarity!r}")
-        if out.batch_size < 1:
-            raise UsageError("DiffSim batch_size must be >= 1")
-        return cls(block, int(out.layer), int(out.step), int(out.seed), str(out.prompt),
-                   out.similarity, int(out.batch_size))
+def scorer_options(out: DiffSimOptions) -> DiffSimOptions:
+    """The scorer settings of ``out``, checked; ``block`` without a ``_blocks`` suffix."""
+    block = out.block.removesuffix("_blocks").removesuffix("_block")
+    if block not in BLOCKS:
+        raise UsageError(f"DiffSim block must be one of {', '.join(BLOCKS)}, got {out.block!r}")
+    if out.similarity not in SIMILARITIES:
+        raise UsageError(f"DiffSim similarity must be cosine or mse, got {out.similarity!r}")
+    if out.batch_size < 1:
+        raise UsageError("DiffSim batch_size must be >= 1")
+    return DiffSimOptions(block, out.layer, out.step, out.seed, out.prompt, out.similarity, out.batch_size)
 
 
 def target_attention(unet: nn.Module, block: str, layer: int) -> nn.Module:
@@ -302,7 +286,7 @@ def build(config: MetricConfig, device: torch.device) -> DiffSim:
     from lookalike.embed.weights import resolve
 
     o: DiffSimMetricOptions = typed_options(config)
-    opts = DiffSimOptions.from_options(config.options)
+    opts = scorer_options(o)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     files = {role: str(resolve(wf, config.name)) for role, name in o.files.items()
              for wf in config.weights if wf.name == name}
