@@ -59,10 +59,11 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from lookalike.embed.options import typed_options
     from lookalike.tune.bundles import import_bundle
 
     config = import_bundle(args.source, overwrite=args.overwrite)
-    base = config.options.get("base", {}).get("name", "?")
+    base = typed_options(config).base.get("name", "?")
     if args.json:
         emit_json({"imported": config.name, "base": base})
     else:

@@ -75,6 +75,8 @@ def _is_a(value: Any, hint: Any) -> bool:
         return value is None
     if origin is tuple:
         return isinstance(value, tuple)
+    if origin is list:
+        return isinstance(value, (list, tuple))
     if origin is dict:
         return isinstance(value, dict)
     if hint is int:
@@ -235,6 +237,10 @@ class MetricConfig:
             check_types(wf, f"{where} weights")
         if config.dim < 0:  # 0: a pairwise metric (no vectors)
             raise BadConfigError(f"{where}: dim must not be negative, got {config.dim}")
+        from lookalike.embed.options import options_class, typed_options
+
+        if options_class(config) is not None:  # options wrong for the family: BadConfigError now
+            typed_options(config)
         return config
 
     def weight_digests(self) -> dict[str, str | None]:

@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from lookalike.embed.config import MetricConfig
+from lookalike.embed.options import TunedOptions, typed_options
 from lookalike.errors import UsageError
 
 
 def base_config(config: MetricConfig) -> MetricConfig:
-    return MetricConfig.from_dict(config.options["base"])
+    return MetricConfig.from_dict(typed_options(config).base)
 
 
 def build_base(config: MetricConfig, trainable: bool = False) -> nn.Module:
@@ -40,26 +41,26 @@ def apply(config: MetricConfig, net: nn.Module, folder: Path) -> nn.Module:
     """``net`` (the base network) with the bundle's tuned weights applied."""
     from lookalike.tune.bundles import inside
 
-    o = config.options
-    method = o.get("method")
-    if method == "lora":
+    o: TunedOptions = typed_options(config)
+    method = o.method
+    if method == "lora" and o.adapter:
         from lookalike.embed.backbones.dreamsim import apply_lora
 
-        return apply_lora(net, inside(folder, o["adapter"]))
-    if method == "mlp":
+        return apply_lora(net, inside(folder, o.adapter))
+    if method == "mlp" and o.head:
         from lookalike.tune.heads import HeadOnTop, load_head
 
-        h = o["head"]
+        h = o.head
         head = load_head(str(inside(folder, h["file"])), int(h["dim"]), int(h["hidden"]))
         return HeadOnTop(net, head, bool(h["normalize_input"]))
-    if method == "lpips-linear":
+    if method == "lpips-linear" and o.lpips_heads:
         from lookalike.embed.backbones.lpips import LpipsEmbedding
 
         if not isinstance(net, LpipsEmbedding):
             raise UsageError(f"{config.name}: lpips-linear needs an LPIPS base metric")
-        heads = lpips_heads_from_file(inside(folder, o["lpips_heads"]), len(net.taps))
+        heads = lpips_heads_from_file(inside(folder, o.lpips_heads), len(net.taps))
         return LpipsEmbedding(net.trunk, net.taps, heads).requires_grad_(False)
-    raise UsageError(f"{config.name}: unknown tuning method {method!r}")
+    raise UsageError(f"{config.name}: tuning method {method!r} without its weights file")
 
 
 def build(config: MetricConfig) -> nn.Module:

@@ -66,9 +66,10 @@ def tree_digests(folder: Path, rel: str) -> dict[str, str]:
 
 def verify(folder: Path, config: MetricConfig) -> None:
     """Every recorded weight file is present, inside the bundle, with its recorded sha256."""
+    from lookalike.embed.options import typed_options
     from lookalike.embed.weights.checksums import sha256_file
 
-    files: dict[str, str] = config.options.get("files", {})
+    files: dict[str, str] = typed_options(config).files
     if not files:
         raise BundleError(f"{folder}: {CONFIG_FILE} records no weight files")
     for rel, digest in files.items():

@@ -131,11 +131,12 @@ class LpipsLinearLearner:
         from safetensors.torch import save_file
 
         from lookalike.embed.backbones.lpips import embedding_dim
+        from lookalike.embed.options import typed_options
 
         heads = self.heads()
         save_file({f"lin{i}.model.1.weight": h.reshape(1, -1, 1, 1).contiguous() for i, h in enumerate(heads)},
                   str(folder / HEADS_FILE))
-        dim = embedding_dim(self.base.options["net"], heads, self.base.preprocess.size)
+        dim = embedding_dim(typed_options(self.base).net, heads, self.base.preprocess.size)
         return {"lpips_heads": HEADS_FILE, "dim": dim}
 
 

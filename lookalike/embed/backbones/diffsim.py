@@ -35,7 +35,6 @@ import logging
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -43,6 +42,7 @@ import torch
 from torch import nn
 
 from lookalike.embed.config import MetricConfig
+from lookalike.embed.options import DiffSimMetricOptions, DiffSimOptions, typed_options
 from lookalike.errors import UsageError, WeightsCorruptError
 
 log = logging.getLogger(__name__)
@@ -53,31 +53,16 @@ SIMILARITIES = ("cosine", "mse")
 FEATURE_NAMES = ("q", "k", "v", "o")
 
 
-@dataclass(frozen=True)
-class DiffSimOptions:
-    """The DiffSim settings in a metric config's ``options``."""
-
-    block: str = "up"
-    layer: int = 0
-    step: int = 600
-    seed: int = 2334
-    prompt: str = ""
-    similarity: str = "cosine"
-    batch_size: int = 1
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> DiffSimOptions:
-        names = {f.name for f in fields(cls)}
-        out = cls(**{k: v for k, v in options.items() if k in names})
-        block = out.block.removesuffix("_blocks").removesuffix("_block")
-        if block not in BLOCKS:
-            raise UsageError(f"DiffSim block must be one of {', '.join(BLOCKS)}, got {out.block!r}")
-        if out.similarity not in SIMILARITIES:
-            raise UsageError(f"DiffSim similarity must be cosine or mse, got {out.similarity!r}")
-        if out.batch_size < 1:
-            raise UsageError("DiffSim batch_size must be >= 1")
-        return cls(block, int(out.layer), int(out.step), int(out.seed), str(out.prompt),
-                   out.similarity, int(out.batch_size))
+def scorer_options(out: DiffSimOptions) -> DiffSimOptions:
+    """The scorer settings of ``out``, checked; ``block`` without a ``_blocks`` suffix."""
+    block = out.block.removesuffix("_blocks").removesuffix("_block")
+    if block not in BLOCKS:
+        raise UsageError(f"DiffSim block must be one of {', '.join(BLOCKS)}, got {out.block!r}")
+    if out.similarity not in SIMILARITIES:
+        raise UsageError(f"DiffSim similarity must be cosine or mse, got {out.similarity!r}")
+    if out.batch_size < 1:
+        raise UsageError("DiffSim batch_size must be >= 1")
+    return DiffSimOptions(block, out.layer, out.step, out.seed, out.prompt, out.similarity, out.batch_size)
 
 
 def target_attention(unet: nn.Module, block: str, layer: int) -> nn.Module:
@@ -246,13 +231,12 @@ def load_weights(model: nn.Module, path: str, what: str) -> None:
     model.load_state_dict(state, strict=True, assign=True)
 
 
-def _models(o: dict[str, Any]) -> tuple[nn.Module, nn.Module, nn.Module]:
+def _models(o: DiffSimMetricOptions) -> tuple[nn.Module, nn.Module, nn.Module]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from lookalike.embed.backbones.clip_text import ClipTextEncoder
 
-    return (AutoencoderKL(**o["vae"]), UNet2DConditionModel(**o["unet"]),
-            ClipTextEncoder(**o.get("text_encoder", {})))
+    return (AutoencoderKL(**o.vae), UNet2DConditionModel(**o.unet), ClipTextEncoder(**o.text_encoder))
 
 
 def _tokenizer(config: MetricConfig, files: dict[str, str]) -> Any:
@@ -260,7 +244,7 @@ def _tokenizer(config: MetricConfig, files: dict[str, str]) -> Any:
 
     if "vocab" in files:
         return ClipTokenizer.from_files(files["vocab"], files["merges"])
-    if config.options.get("tokenizer") == "open_clip":  # test metrics: CLIP's vocabulary, bundled
+    if typed_options(config).tokenizer == "open_clip":  # test metrics: CLIP's vocabulary, bundled
         from open_clip.tokenizer import SimpleTokenizer
 
         simple = SimpleTokenizer()
@@ -301,16 +285,16 @@ def build(config: MetricConfig, device: torch.device) -> DiffSim:
 
     from lookalike.embed.weights import resolve
 
-    o = config.options
-    opts = DiffSimOptions.from_options(o)
+    o: DiffSimMetricOptions = typed_options(config)
+    opts = scorer_options(o)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    files = {role: str(resolve(wf, config.name)) for role, name in o.get("files", {}).items()
+    files = {role: str(resolve(wf, config.name)) for role, name in o.files.items()
              for wf in config.weights if wf.name == name}
-    if o.get("random_init"):
+    if o.random_init:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(o.get("init_seed", 0)))
+            torch.manual_seed(o.init_seed)
             vae, unet, text = _models(o)
-        _sharpen(unet, float(o.get("qk_gain", 1.0)))
+        _sharpen(unet, float(o.qk_gain))
     else:
         with torch.device("meta"):
             vae, unet, text = _models(o)
@@ -319,5 +303,5 @@ def build(config: MetricConfig, device: torch.device) -> DiffSim:
     tokenizer = _tokenizer(config, files) if opts.prompt else None
     embeds = prompt_embeddings(text, tokenizer, opts.prompt)
     del text
-    scheduler = PNDMScheduler(**o["scheduler"])
+    scheduler = PNDMScheduler(**o.scheduler)
     return DiffSim(vae, unet, embeds, scheduler, opts, device, dtype)

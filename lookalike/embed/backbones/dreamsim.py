@@ -31,6 +31,7 @@ from torch import nn
 from lookalike.embed.backbones.common import Normalize
 from lookalike.embed.backbones.vit import load_vit, spec
 from lookalike.embed.config import MetricConfig, WeightFile
+from lookalike.embed.options import DreamSimOptions, typed_options
 from lookalike.embed.weights import resolve
 from lookalike.errors import WeightsCorruptError
 
@@ -151,9 +152,9 @@ def apply_lora(net: nn.Module, folder: Path) -> nn.Module:
 
 def build(config: MetricConfig) -> nn.Module:
     """The metric's network: ``(N, 3, 224, 224)`` in [0, 1] -> ``(N, dim)``."""
-    o = config.options
-    net = DreamSimNet([_branch(config, item) for item in o["branches"]], bool(o.get("center", False)))
-    lora = o.get("lora")
+    o: DreamSimOptions = typed_options(config)
+    net = DreamSimNet([_branch(config, item) for item in o.branches], o.center)
+    lora = o.lora
     if lora:
         net = apply_lora(net, member_path(weight_path(config, lora["weights"]), lora.get("member")))
     return net.eval().requires_grad_(False)

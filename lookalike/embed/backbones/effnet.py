@@ -7,6 +7,7 @@ from torch import nn
 
 from lookalike.embed.backbones.common import Normalize, load_state_dict_file
 from lookalike.embed.config import MetricConfig
+from lookalike.embed.options import EffnetOptions, typed_options
 from lookalike.embed.weights import resolve
 
 
@@ -25,9 +26,10 @@ class PooledFeatures(nn.Module):
 def build(config: MetricConfig) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name(config.options["model"])
+    opts: EffnetOptions = typed_options(config)
+    net = EfficientNet.from_name(opts.model)
     state = load_state_dict_file(str(resolve(config.weights[0], config.name)))
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"{config.name}: weights do not fit: missing {missing}, unexpected {unexpected}")
-    return PooledFeatures(net, config.options["mean"], config.options["std"])
+    return PooledFeatures(net, opts.mean, opts.std)

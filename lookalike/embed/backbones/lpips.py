@@ -23,6 +23,7 @@ from torch import nn
 
 from lookalike.embed.backbones.common import load_state_dict_file
 from lookalike.embed.config import MetricConfig
+from lookalike.embed.options import LpipsOptions, typed_options
 from lookalike.embed.weights import resolve
 
 #: Per trunk: the ``features`` indices *after* which LPIPS taps an activation (lpips' slice ends).
@@ -139,7 +140,7 @@ def embedding_dim(net: str, heads: Sequence[torch.Tensor], size: int) -> int:
 
 def load_heads(config: MetricConfig) -> list[torch.Tensor]:
     """The linear heads of an LPIPS config (its first weight file)."""
-    net = config.options["net"]
+    net = typed_options(config).net
     state = load_state_dict_file(str(resolve(config.weights[0], config.name)))
     return head_weights(state, len(TAPS[net]))
 
@@ -147,7 +148,7 @@ def load_heads(config: MetricConfig) -> list[torch.Tensor]:
 def with_size(config: MetricConfig, size: int, name: str | None = None) -> MetricConfig:
     """A copy of an LPIPS config working at ``size`` x ``size``, with its ``dim`` recomputed."""
     pre = replace(config.preprocess, size=size)
-    dim = embedding_dim(config.options["net"], load_heads(config), size)
+    dim = embedding_dim(typed_options(config).net, load_heads(config), size)
     return replace(config, name=name or config.name, preprocess=pre, dim=dim)
 
 
@@ -155,9 +156,10 @@ def build(config: MetricConfig) -> nn.Module:
     """The LPIPS embedding of ``config``: options ``net`` (alex/vgg/squeeze); the trunk is loaded
     from the second weight file, or seeded-random when ``options["random_trunk_seed"]`` is set
     (tests only: parity with the lpips package on identical weights)."""
-    net = config.options["net"]
+    opts: LpipsOptions = typed_options(config)
+    net = opts.net
     heads = load_heads(config)
-    seed = config.options.get("random_trunk_seed")
+    seed = opts.random_trunk_seed
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))

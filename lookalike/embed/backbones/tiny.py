@@ -6,14 +6,15 @@ import torch
 from torch import nn
 
 from lookalike.embed.config import MetricConfig
+from lookalike.embed.options import TinyVitOptions, typed_options
 
 
 def build(config: MetricConfig) -> nn.Module:
     import timm.models.vision_transformer as vit
 
-    o = config.options
+    o: TinyVitOptions = typed_options(config)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(o["seed"]))
-        return vit.VisionTransformer(img_size=config.preprocess.size, patch_size=o["patch"],
-                                     embed_dim=o["width"], depth=o["depth"], num_heads=o["heads"],
+        torch.manual_seed(o.seed)
+        return vit.VisionTransformer(img_size=config.preprocess.size, patch_size=o.patch,
+                                     embed_dim=o.width, depth=o.depth, num_heads=o.heads,
                                      num_classes=0, global_pool="token")
