@@ -390,7 +390,8 @@ class Library:
         ``k`` counts images; every path of byte-identical files is listed (hits with equal ids),
         those identical to the query labelled "identical file". Hits within the metric's candidate
         distance are checked with local features (``verify``): verified copies say so, and a
-        "same photo" band is never printed unverified (``similar (unverified)`` / ``look-alike``).
+        "same photo" or "same scene" band is never printed unverified (``similar (unverified)`` /
+        ``look-alike``).
         ``exclude_self`` drops the query's own path only (its identical copies stay).
         Images not yet embedded under a metric are counted in ``extra["not_embedded"]``.
         ``rerank``: a pairwise metric (e.g. ``diffsim-sd15``) that re-ranks the union of each metric's
@@ -469,7 +470,7 @@ class Library:
         if cal is None:
             return None
         meaning = cal.meaning(distance)
-        claims = meaning.startswith("same photo")
+        claims = meaning.startswith(("same photo", "same scene"))  # a claim is printed only when verified
         if distance > cal.candidate and not claims:
             return meaning
         check = verifier.verify(qi, path) if verifier is not None else None
