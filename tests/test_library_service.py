@@ -67,6 +67,27 @@ def test_images_pages_with_ids_paths_and_status(small):
             lib.image(10**9)
 
 
+def test_ids_by_metric_and_folder_with_their_sha256(small, tmp_path):
+    import hashlib
+
+    lib_path, pics = small
+    with lookalike.Library.open(lib_path) as lib:
+        ok = lib.images(status="ok").items
+        ids = sorted({i.image_id for i in ok})
+        assert lib.ids(METRIC).tolist() == ids
+        assert lib.ids_under(pics) == ids and lib.ids_under(tmp_path / "elsewhere") == []
+        sub = lib.ids_under(str(pics) + "/")  # a trailing slash is the same folder
+        assert sub == ids
+        digests = lib.sha256([*ids, 10**9])
+        assert set(digests) == set(ids)  # unknown ids are left out
+        for item in ok:
+            with open(item.path, "rb") as f:
+                assert digests[item.image_id] == hashlib.sha256(f.read()).hexdigest()
+        assert lib.distance_kind(METRIC) in {"cosine", "sqeuclidean"}
+        with pytest.raises(UsageError):
+            lib.ids("no-such-metric")
+
+
 def test_thumbnails_are_made_once_and_cached_in_the_library(small):
     lib_path, pics = small
     with lookalike.Library.open(lib_path) as lib:

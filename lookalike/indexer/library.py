@@ -316,6 +316,25 @@ class LibraryStore:
                     out.setdefault(int(cid), []).append(path)
         return {i: sorted(p) for i, p in sorted(out.items())}
 
+    def ids_under(self, folder: str | os.PathLike[str]) -> list[int]:
+        """Sorted content ids of the readable files under ``folder``."""
+        root = os.path.abspath(folder).rstrip(os.sep) + os.sep
+        with self.store.session() as s:
+            rows = s.execute(select(Image.path, Image.content_id).where(Image.status == OK,
+                                                                        Image.content_id.is_not(None)))
+            return sorted({int(c) for p, c in rows if p.startswith(root)})
+
+    def sha256_of(self, ids: Iterable[int]) -> dict[int, str]:
+        """The sha256 of each known content id."""
+        from lookalike.store.models import Content
+
+        out: dict[int, str] = {}
+        with self.store.session() as s:
+            for part in chunks(sorted({int(i) for i in ids})):
+                out.update((int(c), h) for c, h in s.execute(
+                    select(Content.id, Content.sha256).where(Content.id.in_(part))))
+        return out
+
     def id_for_path(self, path: str | os.PathLike[str]) -> int | None:
         """The id of an indexed file (``None`` when not indexed or when it failed to load)."""
         with self.store.session() as s:

@@ -182,6 +182,30 @@ class Library:
         """The id of an indexed file (``None`` when not indexed or when it failed to load)."""
         return self._lib.id_for_path(path)
 
+    def ids(self, metric: str) -> np.ndarray:
+        """Sorted ids that have a stored vector under ``metric``."""
+        self.refresh()
+        return self._lib.ids(metric)
+
+    def ids_under(self, folder: str | os.PathLike[str]) -> list[int]:
+        """Sorted ids of the readable files under ``folder`` (at any depth)."""
+        return self._lib.ids_under(folder)
+
+    def sha256(self, ids: Iterable[int]) -> dict[int, str]:
+        """The sha256 of each known id's bytes (its identity across moves and re-indexing)."""
+        return self._lib.sha256_of(ids)
+
+    def distance_kind(self, metric: str) -> str:
+        """How ``metric``'s vectors are compared: ``cosine`` or ``sqeuclidean``
+        (see :func:`lookalike.embed.distance.pairwise`)."""
+        return str(self._lib.metric_row(metric).distance)
+
+    @property
+    def database(self) -> Any:
+        """The library's database (:class:`lookalike.store.Store`), for services that keep tables
+        of their own in it (:class:`lookalike.studies.service.StudyService`)."""
+        return self._lib.store
+
     def paths_for(self, ids: Iterable[int]) -> dict[int, list[str]]:
         """Every indexed path of each known id, sorted (byte-identical files share an id)."""
         return self._lib.all_paths_for(ids)
