@@ -72,11 +72,10 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         return f"error: {exc.strerror or exc}{where}", 1
-    sa_exc = sys.modules.get("sqlalchemy.exc")  # only when sqlalchemy was imported at all
-    if sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError):
-        from lookalike.store.db import describe_db_error
+    from lookalike.store.db import database_error_text  # the error path only
 
-        text = describe_db_error(exc)
+    text = database_error_text(exc)
+    if text is not None:
         if "full" in text.lower():
             return f"error: disk full: {text}; free some space and run again", 1
         return f"error: {text}", 1

@@ -20,14 +20,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, func, select, text
 
 from lookalike.embed.registry import library_config
 from lookalike.indexer.library import LibraryStore
 from lookalike.indexer.lock import WriterLock
-from lookalike.indexer.vectors import VectorIndex
 from lookalike.indexer.plan import under
-from lookalike.store.models import OK, SKIPPED, Content, Image, MetricIndex, Root, Vector
+from lookalike.indexer.vectors import VectorIndex
+from lookalike.store.records import Metric
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +50,7 @@ class Finding:
 
 def unavailable_roots(lib: LibraryStore) -> list[str]:
     """Roots that are missing or hold nothing at all (an unmounted drive's empty mount point)."""
-    with lib.store.session() as s:
-        roots = list(s.scalars(select(Root.path).order_by(Root.path)))
-    return [r for r in roots if not os.path.lexists(r) or _empty_folder(r)]
+    return [r for r in lib.records.roots() if not os.path.lexists(r) or _empty_folder(r)]
 
 
 def _empty_folder(path: str) -> bool:
@@ -68,9 +65,7 @@ def vanished_files(lib: LibraryStore, prune: bool = False) -> tuple[list[str], l
     """Indexed paths that no longer exist: ``(gone, kept)``; ``kept`` are those under an
     unavailable root (all of them count as gone with ``prune``)."""
     blind = [] if prune else unavailable_roots(lib)
-    with lib.store.session() as s:
-        paths = [p for p in s.scalars(select(Image.path).where(Image.status != SKIPPED).order_by(Image.path))
-                 if not os.path.lexists(p)]
+    paths = [p for p in lib.records.listed_paths() if not os.path.lexists(p)]
     kept = [p for p in paths if under(p, blind)]
     return [p for p in paths if not under(p, blind)], kept
 
@@ -78,53 +73,40 @@ def vanished_files(lib: LibraryStore, prune: bool = False) -> tuple[list[str], l
 def diagnose(lib: LibraryStore, prune: bool = False) -> list[Finding]:
     """Every inconsistency found, without changing anything."""
     out: list[Finding] = []
-    gone, kept = vanished_files(lib, prune)  # before the session below (writers' sessions lock)
+    gone, kept = vanished_files(lib, prune)
     blind = unavailable_roots(lib) if kept else []
-    if lib.store.dialect == "sqlite":
-        with lib.store.engine.connect() as conn:
-            result = [r[0] for r in conn.execute(text("PRAGMA quick_check"))]
-        if result != ["ok"]:
-            out.append(Finding("database-corrupt", "SQLite quick_check failed", len(result),
-                               examples=result[:EXAMPLES], repairable=False))
-    with lib.store.session() as s:
-        rows = list(s.scalars(select(MetricIndex).order_by(MetricIndex.name)))
-        orphans = list(s.scalars(select(Content.id).where(
-            ~exists().where(Image.content_id == Content.id)).order_by(Content.id)))
-        if orphans:  # contents a study shows are kept on purpose (their vectors are gone)
-            from lookalike.studies.refs import study_content_ids
-
-            kept = study_content_ids(s, orphans)
-            orphans = [c for c in orphans if c not in kept]
-        if orphans:
-            out.append(Finding("orphan-contents", "contents no file refers to", len(orphans),
-                               examples=orphans[:EXAMPLES]))
-        if gone:
-            out.append(Finding("missing-files", "indexed files that no longer exist", len(gone),
-                               examples=gone[:EXAMPLES]))
-        if kept:
-            out.append(Finding("root-unavailable", "files under a root that is missing or empty "
-                               "(unmounted drive?), kept; `doctor --repair --prune` forgets them",
-                               len(kept), examples=[r for r in blind if any(under(p, [r]) for p in kept)],
-                               repairable=False))
-        for row in rows:
-            bad = list(s.scalars(select(Vector.content_id).where(
-                Vector.metric_id == row.id, func.length(Vector.data) != 4 * row.dim)))
-            if bad:
-                out.append(Finding("bad-vectors", f"stored vectors that are not {row.dim}-d float32",
-                                   len(bad), row.name, bad[:EXAMPLES]))
-            lacking = list(s.scalars(select(Image.path).where(
-                Image.status == OK,
-                ~exists().where(Vector.metric_id == row.id, Vector.content_id == Image.content_id))
-                .order_by(Image.path)))
-            if lacking:
-                out.append(Finding("unembedded", "readable files without a vector", len(lacking),
-                                   row.name, lacking[:EXAMPLES]))
+    result = lib.records.integrity()
+    if result != ["ok"]:
+        out.append(Finding("database-corrupt", "SQLite quick_check failed", len(result),
+                           examples=result[:EXAMPLES], repairable=False))
+    rows = lib.records.metrics()
+    orphans = lib.records.orphan_contents()  # contents a study shows are kept on purpose
+    if orphans:
+        out.append(Finding("orphan-contents", "contents no file refers to", len(orphans),
+                           examples=orphans[:EXAMPLES]))
+    if gone:
+        out.append(Finding("missing-files", "indexed files that no longer exist", len(gone),
+                           examples=gone[:EXAMPLES]))
+    if kept:
+        out.append(Finding("root-unavailable", "files under a root that is missing or empty "
+                           "(unmounted drive?), kept; `doctor --repair --prune` forgets them",
+                           len(kept), examples=[r for r in blind if any(under(p, [r]) for p in kept)],
+                           repairable=False))
+    for row in rows:
+        bad = lib.records.malformed_vectors(row)
+        if bad:
+            out.append(Finding("bad-vectors", f"stored vectors that are not {row.dim}-d float32",
+                               len(bad), row.name, bad[:EXAMPLES]))
+        lacking = lib.records.unembedded(row.id)
+        if lacking:
+            out.append(Finding("unembedded", "readable files without a vector", len(lacking),
+                               row.name, lacking[:EXAMPLES]))
     for row in rows:
         out.extend(_check_index(lib, row))
     return out
 
 
-def _check_index(lib: LibraryStore, row: MetricIndex) -> list[Finding]:
+def _check_index(lib: LibraryStore, row: Metric) -> list[Finding]:
     path = lib.index_path(row.name)
     db_ids = lib.ids(row.name)
     if not path.is_file():
@@ -160,16 +142,12 @@ def repair(lib: LibraryStore, wait: bool = False, workers: int | None = None,
     from lookalike.indexer.writer import LibraryWriter
 
     done: list[str] = []
-    with lib.store.session() as s:
-        configs = [library_config(r.name, r.provenance)  # compared, never built
-                   for r in s.scalars(select(MetricIndex).order_by(MetricIndex.name))]
+    rows = lib.records.metrics()
+    configs = [library_config(r.name, r.provenance) for r in rows]  # compared, never built
     with WriterLock(lib.path, wait=wait):
-        with lib.write() as s:
-            for row in s.scalars(select(MetricIndex)):
-                n = s.execute(delete(Vector).where(Vector.metric_id == row.id,
-                                                   func.length(Vector.data) != 4 * row.dim)).rowcount
-                if n:
-                    done.append(f"deleted {n} malformed {row.name} vector(s)")
+        with lib.write() as w:
+            for name, n in sorted(w.delete_malformed_vectors().items()):
+                done.append(f"deleted {n} malformed {name} vector(s)")
         writer = LibraryWriter(lib, configs)  # loading rebuilds unreadable or mismatched index files
         for r in writer.sync_reports:
             if r.changed:
@@ -185,11 +163,7 @@ def repair(lib: LibraryStore, wait: bool = False, workers: int | None = None,
         if dropped:
             done.append(f"dropped {len(dropped)} orphan content(s)")
         writer.save()
-    with lib.store.session() as s:
-        lacking = sorted({p for row in s.scalars(select(MetricIndex)) for p in s.scalars(
-            select(Image.path).where(Image.status == OK, ~exists().where(
-                Vector.metric_id == row.id, Vector.content_id == Image.content_id)))})
-    lacking = [p for p in lacking if os.path.exists(p)]
+    lacking = sorted({p for row in rows for p in lib.records.unembedded(row.id) if os.path.exists(p)})
     if lacking and configs:
         report = index_library(lib, lacking, IndexOptions(
             metrics=[c.name for c in configs], wait=wait, workers=workers, device=device, progress=False,

@@ -29,23 +29,21 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
-from lookalike.errors import UsageError
 from lookalike.atomic import atomic_write_bytes
+from lookalike.errors import UsageError
 from lookalike.indexer.vectors import VectorIndex, index_filename
+from lookalike.store.records import CHUNK, LibraryRecords, RecordsWriter, Metric
+from lookalike.store.db import Store, open_store, sqlite_url
 
 __all__ = ["LibraryStore", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
-from lookalike.store.db import Store, open_store, sqlite_url
-from lookalike.store.models import OK, Image, LibraryState, MetricIndex, Vector
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +52,6 @@ DEFAULT_LIBRARY = ".lookalike"
 CONFIG_NAME = "library.json"
 DB_NAME = "library.db"
 FORMAT = 1
-#: Ids per ``IN (...)`` query (well under SQLite's and PostgreSQL's parameter limits).
-CHUNK = 5000
 #: Vectors an index type that needs training (IVF, PQ) is trained on, at most.
 TRAIN_SAMPLE = 100_000
 
@@ -66,25 +62,6 @@ class LibraryNotFoundError(UsageError):
 
 def default_library_path() -> Path:
     return Path(os.environ.get(LIBRARY_ENV) or DEFAULT_LIBRARY)
-
-
-def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
-
-
-def decode_vectors(blobs: Sequence[bytes], dim: int, metric: str = "") -> np.ndarray:
-    """Database blobs (little-endian float32) -> an ``(n, dim)`` array."""
-    if not blobs:
-        return np.zeros((0, dim), np.float32)
-    bad = [i for i, b in enumerate(blobs) if len(b) != 4 * dim]
-    if bad:
-        raise ValueError(f"{len(bad)} stored {metric} vector(s) are not {dim}-dimensional")
-    return np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32).reshape(len(blobs), dim)
-
-
-def encode_vector(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
 
 @dataclass
@@ -114,6 +91,7 @@ class LibraryStore:
     def __init__(self, path: Path, store: Store, writable: bool = False) -> None:
         self.path = path
         self.store = store
+        self.records = LibraryRecords(store)
         self.writable = writable
         self._indexes: dict[str, VectorIndex] = {}
         self._lock = threading.RLock()
@@ -190,18 +168,13 @@ class LibraryStore:
 
     # -- generations: noticing other processes' writes ------------------------------------------------
 
-    @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self) -> AbstractContextManager[RecordsWriter]:
         """A writer transaction that bumps the library's generation (readers then reload)."""
-        with self.store.transaction() as s:
-            yield s
-            s.execute(update(LibraryState).where(LibraryState.id == 1)
-                      .values(generation=LibraryState.generation + 1))
+        return self.records.write()
 
     def generation(self) -> int:
         """The number of writer commits so far (one cheap query)."""
-        with self.store.session() as s:
-            return int(s.scalar(select(LibraryState.generation).where(LibraryState.id == 1)) or 0)
+        return self.records.generation()
 
     def refresh(self) -> bool:
         """Drop the cached indexes if a writer committed since they were loaded; True if it had."""
@@ -227,12 +200,10 @@ class LibraryStore:
 
     def metrics(self) -> list[str]:
         """Names of the metrics this library has an index for."""
-        with self.store.session() as s:
-            return list(s.scalars(select(MetricIndex.name).order_by(MetricIndex.name)))
+        return self.records.metric_names()
 
-    def metric_row(self, metric: str) -> MetricIndex:
-        with self.store.session() as s:
-            row = s.scalar(select(MetricIndex).where(MetricIndex.name == metric))
+    def metric_row(self, metric: str) -> Metric:
+        row = self.records.metric(metric)
         if row is None:
             have = ", ".join(self.metrics()) or "none"
             raise UsageError(f"library {self.path} has no {metric!r} index (it has: {have}); "
@@ -290,10 +261,7 @@ class LibraryStore:
 
     def ids(self, metric: str) -> np.ndarray:
         """Sorted ids that have a committed vector under ``metric``."""
-        row = self.metric_row(metric)
-        with self.store.session() as s:
-            got = s.scalars(select(Vector.content_id).where(Vector.metric_id == row.id)).all()
-        return np.sort(np.asarray(got, dtype=np.int64))
+        return self.records.vector_ids(self.metric_row(metric).id)
 
     # -- paths ----------------------------------------------------------------------------------------
 
@@ -306,40 +274,19 @@ class LibraryStore:
 
     def all_paths_for(self, ids: Iterable[int]) -> dict[int, list[str]]:
         """Every indexed path of each id, sorted."""
-        wanted = sorted({int(i) for i in ids if int(i) >= 0})
-        out: dict[int, list[str]] = {}
-        with self.store.session() as s:
-            for part in chunks(wanted):
-                rows = s.execute(select(Image.content_id, Image.path)
-                                 .where(Image.content_id.in_(part), Image.status == OK))
-                for cid, path in rows:
-                    out.setdefault(int(cid), []).append(path)
-        return {i: sorted(p) for i, p in sorted(out.items())}
+        return self.records.paths_of(ids)
 
     def ids_under(self, folder: str | os.PathLike[str]) -> list[int]:
         """Sorted content ids of the readable files under ``folder``."""
-        root = os.path.abspath(folder).rstrip(os.sep) + os.sep
-        with self.store.session() as s:
-            rows = s.execute(select(Image.path, Image.content_id).where(Image.status == OK,
-                                                                        Image.content_id.is_not(None)))
-            return sorted({int(c) for p, c in rows if p.startswith(root)})
+        return self.records.content_ids(under=os.fspath(folder))
 
     def sha256_of(self, ids: Iterable[int]) -> dict[int, str]:
         """The sha256 of each known content id."""
-        from lookalike.store.models import Content
-
-        out: dict[int, str] = {}
-        with self.store.session() as s:
-            for part in chunks(sorted({int(i) for i in ids})):
-                out.update((int(c), h) for c, h in s.execute(
-                    select(Content.id, Content.sha256).where(Content.id.in_(part))))
-        return out
+        return self.records.sha256_of(ids)
 
     def id_for_path(self, path: str | os.PathLike[str]) -> int | None:
         """The id of an indexed file (``None`` when not indexed or when it failed to load)."""
-        with self.store.session() as s:
-            return s.scalar(select(Image.content_id).where(
-                Image.path == os.path.abspath(path), Image.status == OK))
+        return self.records.content_of_path(os.path.abspath(path))
 
     # -- reconciling FAISS files with the database -------------------------------------------------------
 
@@ -386,7 +333,7 @@ class LibraryStore:
             index = self.build_index(row, row.factory or "Flat", db_ids)
         return index, report
 
-    def build_index(self, row: MetricIndex, factory: str, ids: np.ndarray | None = None) -> VectorIndex:
+    def build_index(self, row: Metric, factory: str, ids: np.ndarray | None = None) -> VectorIndex:
         """A new index of every committed vector of ``row``'s metric, streamed from the database
         in chunks (never all in memory at once; index types that need training see a sample)."""
         ids = np.sort(self.ids(row.name) if ids is None else np.asarray(ids, np.int64))
@@ -417,13 +364,5 @@ class LibraryStore:
             part = ids[start:start + chunk]
             yield part, self.vectors(metric, part.tolist())
 
-    def _fetch_vectors(self, row: MetricIndex, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        out: dict[int, np.ndarray] = {}
-        with self.store.session() as s:
-            for part in chunks(list(ids)):
-                rows = s.execute(select(Vector.content_id, Vector.data).where(
-                    Vector.metric_id == row.id, Vector.content_id.in_(part))).all()
-                if rows:
-                    vecs = decode_vectors([r[1] for r in rows], row.dim, row.name)
-                    out.update({int(r[0]): v for r, v in zip(rows, vecs)})
-        return out
+    def _fetch_vectors(self, row: Metric, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        return self.records.vectors(row, ids)

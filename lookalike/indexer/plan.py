@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from lookalike.indexer.listing import BROKEN_LINK, UNREADABLE_FILE, FileEntry, ListingProblem
-from lookalike.store.models import FAILED, OK
+from lookalike.store.records import FAILED, OK
 
 
 #: Listing problems that mean a root itself is not there.

@@ -241,12 +241,7 @@ def resolve_config(library: LibraryStore, name: str) -> MetricConfig:
 
 
 def known_roots(library: LibraryStore) -> list[str]:
-    from sqlalchemy import select
-
-    from lookalike.store.models import Root
-
-    with library.store.session() as s:
-        roots = list(s.scalars(select(Root.path).order_by(Root.path)))
+    roots = library.records.roots()
     if not roots:
         from lookalike.errors import UsageError
 

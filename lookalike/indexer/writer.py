@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, select, update
 
 from lookalike.embed.config import MetricConfig, same_metric
 from lookalike.errors import UsageError
 from lookalike.indexer.factory import choose_factory
-from lookalike.indexer.library import LibraryStore, SyncReport, chunks, encode_vector
+from lookalike.indexer.library import LibraryStore, SyncReport
 from lookalike.indexer.plan import KnownFile
 from lookalike.indexer.vectors import VectorIndex
-from lookalike.store.models import FAILED, OK, SKIPPED, Content, Image, MetricIndex, Root, Vector
+from lookalike.store.records import FAILED, OK, SKIPPED, Metric
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,9 @@ class LibraryWriter:
     def __init__(self, library: LibraryStore, configs: Sequence[MetricConfig], factory: str | None = None,
                  rebuild: bool = False, save_every_s: float = 60.0) -> None:
         self.library = library
-        self.store = library.store
+        self.records = library.records
         self.configs = {c.name: c for c in configs}
-        self.rows: dict[str, MetricIndex] = {}
+        self.rows: dict[str, Metric] = {}
         self.indexes: dict[str, VectorIndex] = {}
         self.sync_reports: list[SyncReport] = []
         self._dirty: set[str] = set()
@@ -92,7 +91,7 @@ class LibraryWriter:
 
     # -- metrics ------------------------------------------------------------------------------------
 
-    def _ensure_metric(self, config: MetricConfig, factory: str | None, rebuild: bool) -> MetricIndex:
+    def _ensure_metric(self, config: MetricConfig, factory: str | None, rebuild: bool) -> Metric:
         from lookalike.embed.provenance import provenance
 
         prov = provenance(config)
@@ -103,12 +102,10 @@ class LibraryWriter:
             except RuntimeError as exc:
                 raise UsageError(f"invalid FAISS index factory {override!r}: "
                                  f"{str(exc).splitlines()[-1]}") from None
-        with self.library.write() as s:
-            row = s.scalar(select(MetricIndex).where(MetricIndex.name == config.name))
+        with self.library.write() as w:
+            row = w.metric(config.name)
             if row is None:
-                row = MetricIndex(name=config.name, dim=config.dim, distance=config.distance,
-                                  provenance=prov, factory=None, factory_override=override, vector_count=0)
-                s.add(row)
+                row = w.add_metric(config.name, config.dim, config.distance, prov, override)
                 self.created.add(config.name)
             else:
                 if not same_metric(row.provenance, config):
@@ -117,22 +114,18 @@ class LibraryWriter:
                             f"the library's {config.name} vectors were made by a different config of "
                             f"that metric; re-embed everything with --rebuild")
                     log.warning("rebuilding %s: its config changed", config.name)
-                    s.execute(delete(Vector).where(Vector.metric_id == row.id))
+                    w.clear_vectors(row.id)
                     row.provenance, row.dim, row.distance = prov, config.dim, config.distance
                     self.library.index_path(config.name).unlink(missing_ok=True)
                 if factory is not None:
                     row.factory_override = override
-            s.flush()
-            s.expunge(row)
-        return row
+            return w.detach(row)
 
     # -- what is already there -------------------------------------------------------------------------
 
     def known_files(self) -> dict[str, KnownFile]:
-        with self.store.session() as s:
-            rows = s.execute(select(Image.path, Image.size, Image.mtime_ns, Image.status,
-                                    Image.content_id, Image.sha256, Image.error))
-            return {r[0]: KnownFile(*r) for r in rows}
+        return {p: KnownFile(r.path, r.size, r.mtime_ns, r.status, r.content_id, r.sha256, r.error)
+                for p, r in self.records.known_files().items()}
 
     def complete_contents(self) -> set[int]:
         """Content ids that have a committed vector for every metric of this run."""
@@ -144,19 +137,15 @@ class LibraryWriter:
         shas = list(dict.fromkeys(shas))
         have: dict[str, set[str]] = {sha: set(self._pending_sha.get(sha, ())) for sha in shas}
         by_id = {row.id: name for name, row in self.rows.items()}
-        with self.store.session() as s:
-            for part in chunks(shas):
-                rows = s.execute(select(Content.sha256, Vector.metric_id)
-                                 .join(Vector, Vector.content_id == Content.id)
-                                 .where(Content.sha256.in_(part), Vector.metric_id.in_(list(by_id))))
-                for sha, mid in rows:
-                    have[sha].add(by_id[mid])
+        for sha, mid in self.records.metrics_of_contents(shas, list(by_id)):
+            have[sha].add(by_id[mid])
         return {sha: set(self.rows) - got for sha, got in have.items()}
 
     # -- writing -------------------------------------------------------------------------------------
 
     def add(self, result: FileResult) -> None:
         """Queue one file's result; :meth:`flush` commits the queue."""
+        result.error, result.detail = safe_text(result.error), safe_text(result.detail)  # may quote paths
         self._pending.append(result)
         if result.sha256 and result.vectors:
             self._pending_sha.setdefault(result.sha256, set()).update(result.vectors)
@@ -170,57 +159,15 @@ class LibraryWriter:
         batch, self._pending, self._pending_sha = self._pending, [], {}
         if not batch:
             return 0
-        added: dict[str, list[tuple[int, np.ndarray]]] = {name: [] for name in self.rows}
-        with self.library.write() as s:
-            shas = sorted({r.sha256 for r in batch if r.status == OK and r.sha256})
-            contents: dict[str, int] = {}
-            for part in chunks(shas):
-                contents.update((sha, cid) for sha, cid in s.execute(
-                    select(Content.sha256, Content.id).where(Content.sha256.in_(part))))
-            new = {r.sha256: Content(sha256=r.sha256, size=r.size or 0) for r in batch
-                   if r.status == OK and r.sha256 and r.sha256 not in contents}
-            if new:
-                s.add_all(new.values())
-                s.flush()  # one round trip for the batch's new contents (their ids)
-                contents.update((sha, c.id) for sha, c in new.items())
-            images = self._images_by_path(s, [r.path for r in batch])
-            self._take_moved(s, batch, images)
-            orphans: set[int] = set()
-            now = dt.datetime.now(dt.timezone.utc)
-            for r in batch:
-                img = images.get(r.path)
-                if img is None:
-                    img = Image(path=r.path)
-                    s.add(img)
-                    images[r.path] = img
-                cid = contents.get(r.sha256) if r.status == OK and r.sha256 else None
-                if img.content_id is not None and img.content_id != cid:
-                    orphans.add(img.content_id)
-                info = r.info or {}
-                img.size, img.mtime_ns, img.sha256, img.content_id = r.size, r.mtime_ns, r.sha256, cid
-                img.status, img.updated_at = r.status, now
-                img.error, img.detail = safe_text(r.error), safe_text(r.detail)  # may quote paths
-                if r.info is not None or r.status != OK:
-                    img.width, img.height = info.get("width"), info.get("height")
-                    img.format, img.orientation = info.get("format"), info.get("orientation")
-                    img.exif_datetime = info.get("exif_datetime")
-                if cid is not None:
-                    for name, vec in r.vectors.items():
-                        added[name].append((cid, vec))
-            s.flush()
-            new_vectors = []
-            for name, items in added.items():
-                mid = self.rows[name].id
-                unique = dict(items)  # identical content twice in one batch: one vector
-                existing = set(s.scalars(select(Vector.content_id).where(
-                    Vector.metric_id == mid, Vector.content_id.in_(list(unique)))))
-                fresh = {cid: v for cid, v in unique.items() if cid not in existing}
-                new_vectors += [Vector(metric_id=mid, content_id=cid, data=encode_vector(v))
-                                for cid, v in fresh.items()]
-                added[name] = list(fresh.items())
-            s.add_all(new_vectors)
-            s.flush()
-            dropped = self._drop_orphans(s, orphans)
+        added: dict[str, list[tuple[int, np.ndarray]]] = {}
+        with self.library.write() as w:
+            written = w.write_files(batch, self._moving)
+            self.moved += written.moved
+            for name, row in self.rows.items():
+                wanted = {written.content_of[r.path]: r.vectors[name] for r in batch
+                          if name in r.vectors and r.path in written.content_of}
+                added[name] = list(w.add_vectors(row.id, wanted).items()) if wanted else []
+            dropped = w.drop_orphans(written.orphans)
         for name, items in added.items():
             if items:
                 self.indexes[name].add(np.array([c for c, _ in items], np.int64),
@@ -248,58 +195,27 @@ class LibraryWriter:
         self._moving = {}
         return self.delete_paths(left)
 
-    def _take_moved(self, s: Any, batch: Sequence[FileResult], images: dict[str, Image]) -> None:
-        takers = [r for r in batch if r.path not in images and r.status == OK and r.sha256 in self._moving]
-        if not takers:
-            return
-        for r in takers:
-            olds = self._moving.get(r.sha256 or "", [])
-            while olds and r.path not in images:
-                old = s.scalar(select(Image).where(Image.path == olds.pop(0)))
-                if old is not None and old.sha256 == r.sha256:
-                    log.debug("moved: %s -> %s", old.path, r.path)
-                    old.path = r.path
-                    images[r.path] = old
-                    self.moved += 1
-            if not olds:
-                self._moving.pop(r.sha256 or "", None)
-        s.flush()
-
     def delete_paths(self, paths: Sequence[str]) -> int:
         """Forget files that are gone; contents no file refers to any more leave the indexes."""
         if not paths:
             return 0
-        with self.library.write() as s:
-            orphans: set[int] = set()
-            for part in chunks(list(paths)):
-                orphans.update(c for c in s.scalars(select(Image.content_id).where(
-                    Image.path.in_(part), Image.content_id.is_not(None))))
-                s.execute(delete(Image).where(Image.path.in_(part)))
-            dropped = self._drop_orphans(s, orphans)
+        with self.library.write() as w:
+            dropped = w.drop_orphans(w.delete_files(paths))
         self._remove_from_indexes(dropped)
         return len(paths)
 
     def drop_orphan_contents(self) -> list[int]:
         """Delete every content no file refers to (doctor's repair)."""
-        with self.library.write() as s:
-            ids = set(s.scalars(select(Content.id).where(~exists().where(Image.content_id == Content.id))))
-            from lookalike.studies.refs import study_content_ids
-
-            ids -= study_content_ids(s, ids)  # kept for the studies that show them
-            dropped = self._drop_orphans(s, ids)
+        with self.library.write() as w:
+            dropped = w.drop_orphans(w.orphan_contents())  # those a study shows are kept
         self._remove_from_indexes(dropped)
         return dropped
 
     def forget_empty_new_metrics(self) -> list[str]:
         """Remove the metrics this writer added that still hold no vector (a run that failed, e.g.
         on missing weights, leaves no empty metric behind); returns their names."""
-        gone = []
-        with self.library.write() as s:
-            for name in sorted(self.created):
-                mid = self.rows[name].id
-                if s.scalar(select(Vector.content_id).where(Vector.metric_id == mid).limit(1)) is None:
-                    s.execute(delete(MetricIndex).where(MetricIndex.id == mid))
-                    gone.append(name)
+        with self.library.write() as w:
+            gone = [name for name in sorted(self.created) if w.forget_metric_if_empty(self.rows[name].id)]
         for name in gone:
             self.library.index_path(name).unlink(missing_ok=True)
             self.rows.pop(name, None)
@@ -307,27 +223,6 @@ class LibraryWriter:
             self._dirty.discard(name)
             self.created.discard(name)
         return gone
-
-    def _images_by_path(self, s: Any, paths: list[str]) -> dict[str, Image]:
-        out: dict[str, Image] = {}
-        for part in chunks(paths):
-            out.update({img.path: img for img in s.scalars(select(Image).where(Image.path.in_(part)))})
-        return out
-
-    def _drop_orphans(self, s: Any, candidates: set[int]) -> list[int]:
-        dropped: list[int] = []
-        for part in chunks(sorted(candidates)):
-            still = set(s.scalars(select(Image.content_id).where(Image.content_id.in_(part))))
-            gone = [c for c in part if c not in still]
-            if gone:
-                from lookalike.studies.refs import study_content_ids
-
-                kept = study_content_ids(s, gone)  # a study shows them: keep the content row (identity)
-                s.execute(delete(Vector).where(Vector.content_id.in_(gone)))
-                s.execute(update(Image).where(Image.content_id.in_(gone)).values(content_id=None))
-                s.execute(delete(Content).where(Content.id.in_([c for c in gone if c not in kept])))
-                dropped += gone
-        return dropped
 
     def _remove_from_indexes(self, ids: list[int]) -> None:
         if not ids:
@@ -343,19 +238,8 @@ class LibraryWriter:
 
     def touch_roots(self, roots: Iterable[str], forget: Iterable[str] = ()) -> None:
         """Record ``roots`` as indexed now; ``forget``: roots to drop (pruned, missing ones)."""
-        now = dt.datetime.now(dt.timezone.utc)
-        forget = set(forget)
-        with self.library.write() as s:
-            if forget:
-                s.execute(delete(Root).where(Root.path.in_(sorted(forget))))
-            for path in roots:
-                if path in forget:
-                    continue
-                root = s.scalar(select(Root).where(Root.path == path))
-                if root is None:
-                    s.add(Root(path=path, indexed_at=now))
-                else:
-                    root.indexed_at = now
+        with self.library.write() as w:
+            w.touch_roots(roots, forget)
 
     # -- saving FAISS files ----------------------------------------------------------------------------
 
@@ -386,8 +270,8 @@ class LibraryWriter:
             pinned = self._pinned_provenance(name)
             if pinned is not None:
                 values["provenance"] = row.provenance = pinned
-            with self.library.write() as s:
-                s.execute(update(MetricIndex).where(MetricIndex.id == row.id).values(**values))
+            with self.library.write() as w:
+                w.update_metric(row.id, **values)
             row.factory = index.factory
             self._dirty.discard(name)
         self._last_save = time.monotonic()

@@ -74,6 +74,11 @@ class ImagePage:
     limit: int
 
 
+def _info(r: Any) -> ImageInfo:
+    """An :class:`ImageInfo` of a file row of the store."""
+    return ImageInfo(r.content_id, r.id, r.path, r.status, r.size, r.width, r.height, r.format, r.error)
+
+
 #: Thumbnail sizes (longest side, pixels) a library caches.
 THUMBNAIL_SIZES = range(16, 2049)
 
@@ -149,34 +154,18 @@ class Library:
     def images(self, offset: int = 0, limit: int = 100, status: str | None = None) -> ImagePage:
         """Indexed files in path order, ``limit`` from ``offset``; ``status``: ``ok``, ``failed`` or
         ``skipped`` only."""
-        from sqlalchemy import func, select
-
-        from lookalike.store.models import Image as ImageRow
-
         if offset < 0 or limit < 0:
             raise UsageError("offset and limit must not be negative")
-        where = [] if status is None else [ImageRow.status == status]
-        with self._lib.store.session() as s:
-            total = s.scalar(select(func.count()).select_from(ImageRow).where(*where)) or 0
-            rows = s.scalars(select(ImageRow).where(*where).order_by(ImageRow.path)
-                             .offset(offset).limit(limit)).all()
-            items = tuple(ImageInfo(r.content_id, r.id, r.path, r.status, r.size, r.width, r.height,
-                                    r.format, r.error) for r in rows)
+        total, rows = self._lib.records.files(offset, limit, status)
+        items = tuple(_info(r) for r in rows)
         return ImagePage(items, int(total), offset, limit)
 
     def image(self, image_id: int) -> ImageInfo:
         """The first (in path order) file with content id ``image_id``."""
-        from sqlalchemy import select
-
-        from lookalike.store.models import OK
-        from lookalike.store.models import Image as ImageRow
-
-        with self._lib.store.session() as s:
-            r = s.scalars(select(ImageRow).where(ImageRow.content_id == int(image_id), ImageRow.status == OK)
-                          .order_by(ImageRow.path).limit(1)).first()
-            if r is None:
-                raise UsageError(f"no image with id {image_id} in the library")
-            return ImageInfo(r.content_id, r.id, r.path, r.status, r.size, r.width, r.height, r.format, r.error)
+        r = self._lib.records.first_file(int(image_id))
+        if r is None:
+            raise UsageError(f"no image with id {image_id} in the library")
+        return _info(r)
 
     def id_for_path(self, path: str | os.PathLike[str]) -> int | None:
         """The id of an indexed file (``None`` when not indexed or when it failed to load)."""
@@ -337,28 +326,17 @@ class Library:
         return len(set(self._content_ids()) - set(self._lib.ids(metric).tolist()))
 
     def _content_ids(self) -> list[int]:
-        from sqlalchemy import select
-
-        from lookalike.store.models import OK
-        from lookalike.store.models import Image as ImageRow
-
-        with self._lib.store.session() as s:
-            return sorted(int(i) for i in s.scalars(select(ImageRow.content_id).distinct().where(
-                ImageRow.status == OK, ImageRow.content_id.is_not(None))))
+        return self._lib.records.content_ids()
 
     def _content_of_file(self, path: str) -> int | None:
         """The content id of a file's bytes when the library holds identical ones."""
-        from sqlalchemy import select
-
         from lookalike.embed.weights.checksums import sha256_file
-        from lookalike.store.models import Content
 
         try:
             sha = sha256_file(path)
         except OSError:
             return None
-        with self._lib.store.session() as s:
-            return s.scalar(select(Content.id).where(Content.sha256 == sha))
+        return self._lib.records.content_of_sha256(sha)
 
     def duplicates(self, metric: str, threshold: float | None = None, k: int = 10,
                    verify: bool = True) -> list[DuplicateGroup]:

@@ -74,6 +74,17 @@ def describe_db_error(exc: BaseException, url: str = "") -> str:
     return f"database{where}: {first}"
 
 
+def database_error_text(exc: BaseException) -> str | None:
+    """:func:`describe_db_error` of a database driver error, ``None`` for any other exception
+    (cheap: SQLAlchemy is not imported when nothing used it)."""
+    import sys
+
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.SQLAlchemyError):
+        return None
+    return describe_db_error(exc)
+
+
 def safe_url(url: str) -> str:
     """``url`` with any password hidden (or as given when it does not parse)."""
     from sqlalchemy.engine import make_url
