@@ -124,8 +124,7 @@ class LibraryWriter:
     # -- what is already there -------------------------------------------------------------------------
 
     def known_files(self) -> dict[str, KnownFile]:
-        return {p: KnownFile(r.path, r.size, r.mtime_ns, r.status, r.content_id, r.sha256, r.error)
-                for p, r in self.records.known_files().items()}
+        return {r[0]: KnownFile(*r) for r in self.records.known_files()}
 
     def complete_contents(self) -> set[int]:
         """Content ids that have a committed vector for every metric of this run."""

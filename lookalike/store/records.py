@@ -38,7 +38,7 @@ from lookalike.store.models import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHUNK", "FAILED", "OK", "SKIPPED", "LibraryRecords", "RecordsWriter", "FileRecord", "KnownRow", "Metric", "chunks",
+__all__ = ["CHUNK", "FAILED", "OK", "SKIPPED", "LibraryRecords", "RecordsWriter", "FileRecord", "Metric", "chunks",
            "decode_vectors", "encode_vector"]
 
 #: Ids per ``IN (...)`` query (well under SQLite's and PostgreSQL's parameter limits).
@@ -79,19 +79,6 @@ class FileRecord(Protocol):
     info: dict[str, Any] | None
     error: str | None
     detail: str | None
-
-
-@dataclass(frozen=True)
-class KnownRow:
-    """A file row as the planner compares it with the disk."""
-
-    path: str
-    size: int | None
-    mtime_ns: int | None
-    status: str
-    content_id: int | None
-    sha256: str | None
-    error: str | None
 
 
 def study_content_ids(session: Session, candidates: Iterable[int] | None = None) -> set[int]:
@@ -240,12 +227,13 @@ class LibraryRecords:
             return s.scalars(select(Image).where(Image.content_id == int(content_id), Image.status == OK)
                              .order_by(Image.path).limit(1)).first()
 
-    def known_files(self) -> dict[str, KnownRow]:
-        """Every file row, by path (what the planner compares with the disk)."""
+    def known_files(self) -> list[tuple[str, int | None, int | None, str, int | None, str | None, str | None]]:
+        """Every file row as ``(path, size, mtime_ns, status, content_id, sha256, error)``: what the
+        planner compares with the disk."""
         with self.db.session() as s:
-            rows = s.execute(select(Image.path, Image.size, Image.mtime_ns, Image.status,
-                                    Image.content_id, Image.sha256, Image.error))
-            return {r[0]: KnownRow(*r) for r in rows}
+            return [tuple(r) for r in s.execute(select(  # type: ignore[misc]
+                Image.path, Image.size, Image.mtime_ns, Image.status, Image.content_id, Image.sha256,
+                Image.error))]
 
     def listed_paths(self) -> list[str]:
         """Paths of every file row except listing problems (``skipped``), sorted."""
