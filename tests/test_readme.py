@@ -1,5 +1,5 @@
 """The README's *Using it* examples run as written: its Python block(s) literally, and its offline
-shell lines.
+shell lines; every ``lookalike`` command line anywhere in the README is one the CLI accepts.
 
 They run in a fresh folder holding ``a.jpg``, ``b.jpg`` and ``query.jpg`` (copies of real photos)
 and a library at ``./.lookalike`` made by ``lookalike index .`` first, as a reader would have.
@@ -24,6 +24,18 @@ README = ROOT / "README.md"
 #: Shell lines of the README that need no network and no weights beyond the bundled ones.
 OFFLINE = ("lookalike metrics", "lookalike status", "lookalike search query.jpg --json",
            "lookalike dupes --metric effnet-lite0", "lookalike doctor --repair")
+
+
+def command_lines() -> list[str]:
+    """Every ``lookalike ...`` line of the README's code blocks (continuations joined, comments cut)."""
+    text = README.read_text(encoding="utf-8")
+    out = []
+    for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].split(" # ")[0].strip()
+            if line.startswith("lookalike "):
+                out.append(line)
+    return out
 
 
 def fenced(language: str, section: str = "Using it") -> list[str]:
@@ -66,3 +78,28 @@ def test_readme_offline_shell_lines_run_as_written(reader_folder):
         assert "Traceback" not in proc.stderr
         if "--json" in line:
             assert json.loads(proc.stdout)
+
+
+def test_every_readme_command_line_is_one_the_cli_accepts():
+    """Flags and names cannot drift from the parser: each line parses (lines that need weights or
+    data this machine lacks are parsed, not run; their errors are tested with their commands)."""
+    from lookalike.cli import build_parser
+
+    lines = command_lines()
+    assert len(lines) > 30 and any(line.startswith("lookalike study create") for line in lines)
+    from lookalike.embed.registry import list_metrics
+
+    known = set(list_metrics())
+    parser = build_parser()
+    for line in lines:
+        try:
+            args = parser.parse_args(shlex.split(line)[1:])
+        except SystemExit as exc:
+            pytest.fail(f"the README's `{line}` does not parse (exit {exc.code})")
+        assert args.command == shlex.split(line)[1], line
+        named: list[str] = []
+        for attr in ("metric", "metrics", "base"):
+            value = getattr(args, attr, None) or []
+            named += [value] if isinstance(value, str) else list(value)
+        for name in named:
+            assert name in known, f"the README's `{line}` names an unregistered metric {name!r}"
