@@ -32,7 +32,7 @@ def test_create_then_results_json_on_real_photos_answered_by_simulated_people(li
     assert info["kind"] == "retrieval" and info["trials"]["main"] >= 30 and info["trials"]["sentinel"] >= 4
     rng = np.random.default_rng(0)
     with StudyService.open(library) as svc:  # participants see only tokens; people here see like effnet-lite0
-        judge = distance_judge(svc.indexed, "effnet-lite0", 0.1, rng)
+        judge = distance_judge(svc.library, "effnet-lite0", 0.1, rng)
         for i in range(12):
             run_participant(svc, info["public_id"], judge, rng, careless=i < 3, params={"PROLIFIC_PID": f"pp{i}"},
                             response_ms=lambda: float(rng.lognormal(7.2, 0.4)))
