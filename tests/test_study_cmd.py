@@ -39,7 +39,8 @@ def test_create_then_results_json_on_real_photos_answered_by_simulated_people(li
     res = json.loads(cli("study", "results", "pilot", "--library", str(library), "--replicates", "500", "--json",
                          check=True).stdout)
     shares = res["shares"]
-    assert shares["effnet-lite0"]["share"] > 0.7 > shares["tiny-vit"]["share"]
+    # assignment is random per run: over 16 runs effnet-lite0's share was 0.68-0.77 (0.7 failed 1 in 8)
+    assert shares["effnet-lite0"]["share"] > 0.6 > shares["tiny-vit"]["share"]
     assert shares["effnet-lite0"]["low"] > shares["tiny-vit"]["high"]
     assert res["bradley_terry"]["effnet-lite0"]["log_strength"] > 0 > res["bradley_terry"]["tiny-vit"]["log_strength"]
     assert set(res["per_rank"]) <= {"1", "2", "3", "4", "5"} and len(res["per_rank"]) >= 3
