@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ from lookalike.store.studies import (
     NewCandidate,
     NewTrial,
     Progress,
+    Receipt,
     Served,
     StudyClosedError,
+    StudyRow,
     StudyStore,
     TrialCounts,
     UnknownParticipantError,
@@ -32,7 +35,7 @@ SHA = {i: hashlib.sha256(f"image {i}".encode()).hexdigest() for i in range(1, 7)
 
 
 @pytest.fixture
-def db(db_url: str | None, tmp_path: Path) -> Store:  # noqa: F811
+def db(db_url: str | None, tmp_path: Path) -> Iterator[Store]:  # noqa: F811
     """A library database holding six contents (what trials refer to)."""
     store = open_store(store_url(db_url, tmp_path))
     with store.transaction() as s:
@@ -49,12 +52,12 @@ def _create(studies: StudyStore, name: str = "pilot") -> int:
     return row.id
 
 
-def _in_order(study, counts: TrialCounts) -> list[tuple[int, list[int]]]:
+def _in_order(study: StudyRow, counts: TrialCounts) -> list[tuple[int, list[int]]]:
     """A plan: every main trial in id order, slots as stored."""
     return [(t, list(range(counts.slots[t]))) for t in sorted(counts.assigned["main"])]
 
 
-def _score(letter_slot: int, ms: float = 500.0):
+def _score(letter_slot: int, ms: float = 500.0) -> Callable[[AnswerContext], NewAnswer]:
     def score(ctx: AnswerContext) -> NewAnswer:
         assert ctx.shown_at.tzinfo is not None and ctx.now >= ctx.shown_at
         slot = ctx.positions[letter_slot]
@@ -80,7 +83,7 @@ def test_a_study_round_trip_create_join_serve_answer_twice_close(db: Store) -> N
 
     seen: list[TrialCounts] = []
 
-    def plan(row, counts: TrialCounts):
+    def plan(row: StudyRow, counts: TrialCounts) -> list[tuple[int, list[int]]]:
         seen.append(counts)
         return _in_order(row, counts)
 
@@ -149,7 +152,8 @@ def test_one_answer_stored_when_many_connections_submit_it_at_once(db: Store) ->
     studies.serve_next("pub-pilot", token)
     stores = [StudyStore(db) for _ in range(8)]  # separate locks: they race on the database itself
     barrier = threading.Barrier(len(stores))
-    receipts, errors = [], []
+    receipts: list[Receipt] = []
+    errors: list[Exception] = []
 
     def submit(st: StudyStore) -> None:
         barrier.wait()
