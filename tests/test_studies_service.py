@@ -311,6 +311,19 @@ def test_admin_operations_need_the_admin_token(sqlite_library):
         assert svc.public_info(pid)["open"]
 
 
+def test_a_service_wraps_a_library_the_caller_opened(sqlite_library):
+    from lookalike.search.library import Library
+
+    name, pid = _create(sqlite_library)
+    with Library.open(sqlite_library) as lib:
+        with StudyService(lib, ADMIN) as svc:
+            assert svc.library is lib
+            assert name in [s["name"] for s in svc.list_studies(admin_token=ADMIN)]
+            token = svc.join(pid)["participant"]
+            ref = svc.image_path(pid, svc.next_trial(pid, token)["reference"])
+        assert lib.id_for_path(ref) is not None  # the file behind a token is one of the library's
+
+
 def test_a_closed_study_takes_no_new_participants_or_answers(sqlite_library):
     name, pid = _create(sqlite_library)
     with StudyService.open(sqlite_library, admin_token=ADMIN) as svc:

@@ -69,8 +69,10 @@ class ImageGoneError(StudyError):
 class StudyService:
     """Studies of one library (:class:`lookalike.Library`). Build with :meth:`open` (the service
     owns and closes the library), or wrap a library the caller owns: ``StudyService(library,
-    admin_token)``. Thread-safe: a server should share one instance between its threads (on SQLite
-    their writes then queue fairly on one lock); separate instances and processes are safe too."""
+    admin_token)``. ``library``: the :class:`lookalike.Library`; ``store``: its study tables
+    (:class:`lookalike.store.studies.StudyStore`). Thread-safe: a server should share one instance
+    between its threads (on SQLite their writes then queue fairly on one lock); separate instances
+    and processes are safe too."""
 
     def __init__(self, library: Library, admin_token: str | None = None) -> None:
         self.library = library
