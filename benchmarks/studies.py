@@ -52,7 +52,7 @@ def latency(lib: Path, participants: int, answers: int, shared: bool = False) ->
 
     name = f"bench-{uuid.uuid4().hex[:6]}"
     with StudyService.open(lib, admin_token=ADMIN) as svc:
-        ids = svc.indexed.ids("tiny-vit").tolist()
+        ids = svc.library.ids("tiny-vit").tolist()
         rng = np.random.default_rng(0)
         triplets = [[int(x) for x in rng.choice(ids, 3, replace=False)] for _ in range(answers * 2)]
         cfg = StudyConfig(kind="2afc", triplets=triplets, trials_per_participant=answers, practice_trials=0,

@@ -254,7 +254,7 @@ def test_no_participant_payload_names_a_metric_content_id_or_path(sqlite_library
     name, pid = _create(sqlite_library, kind=kind, trials_per_participant=8, sentinels=2)
     payloads: list[dict] = []
     with StudyService.open(sqlite_library, admin_token=ADMIN) as svc:
-        with svc.store.session() as s:
+        with svc.library.database.session() as s:
             paths = list(s.scalars(select(Image.path)))
             contents = {c: h for c, h in s.execute(select(Content.id, Content.sha256))}
         payloads.append(svc.public_info(pid))
@@ -311,6 +311,19 @@ def test_admin_operations_need_the_admin_token(sqlite_library):
         assert svc.public_info(pid)["open"]
 
 
+def test_a_service_wraps_a_library_the_caller_opened(sqlite_library):
+    from lookalike.search.library import Library
+
+    name, pid = _create(sqlite_library)
+    with Library.open(sqlite_library) as lib:
+        with StudyService(lib, ADMIN) as svc:
+            assert svc.library is lib
+            assert name in [s["name"] for s in svc.list_studies(admin_token=ADMIN)]
+            token = svc.join(pid)["participant"]
+            ref = svc.image_path(pid, svc.next_trial(pid, token)["reference"])
+        assert lib.id_for_path(ref) is not None  # the file behind a token is one of the library's
+
+
 def test_a_closed_study_takes_no_new_participants_or_answers(sqlite_library):
     name, pid = _create(sqlite_library)
     with StudyService.open(sqlite_library, admin_token=ADMIN) as svc:
@@ -343,7 +356,7 @@ def test_2afc_export_is_the_nights_layout_and_long_exports_hold_every_answer(sql
     name, pid = _create(sqlite_library, kind="2afc", trials_per_participant=10, sentinels=2, ranks=[1, 2])
     with StudyService.open(sqlite_library, admin_token=ADMIN) as svc:
         rng = np.random.default_rng(0)
-        judge = distance_judge(svc.indexed, "tiny-vit", 0.3, rng)
+        judge = distance_judge(svc.library, "tiny-vit", 0.3, rng)
         for i in range(8):
             run_participant(svc, pid, judge, rng, careless=(i == 0))
         n = svc.study_info(name, admin_token=ADMIN)["answers"]
@@ -398,7 +411,7 @@ def test_the_indexer_keeps_the_content_a_study_shows(tmp_path, photos):
         token = svc.join(pid)["participant"]
         t = svc.next_trial(pid, token)
         gone = svc.image_path(pid, t["reference"])
-        with svc.store.session() as s:
+        with svc.library.database.session() as s:
             cid = s.scalar(select(Content.id).where(Content.sha256 == __import__("hashlib").sha256(
                 gone.read_bytes()).hexdigest()))
     saved = gone.read_bytes()

@@ -32,14 +32,15 @@ def test_create_then_results_json_on_real_photos_answered_by_simulated_people(li
     assert info["kind"] == "retrieval" and info["trials"]["main"] >= 30 and info["trials"]["sentinel"] >= 4
     rng = np.random.default_rng(0)
     with StudyService.open(library) as svc:  # participants see only tokens; people here see like effnet-lite0
-        judge = distance_judge(svc.indexed, "effnet-lite0", 0.1, rng)
+        judge = distance_judge(svc.library, "effnet-lite0", 0.1, rng)
         for i in range(12):
             run_participant(svc, info["public_id"], judge, rng, careless=i < 3, params={"PROLIFIC_PID": f"pp{i}"},
                             response_ms=lambda: float(rng.lognormal(7.2, 0.4)))
     res = json.loads(cli("study", "results", "pilot", "--library", str(library), "--replicates", "500", "--json",
                          check=True).stdout)
     shares = res["shares"]
-    assert shares["effnet-lite0"]["share"] > 0.7 > shares["tiny-vit"]["share"]
+    # assignment is random per run: over 16 runs effnet-lite0's share was 0.68-0.77 (0.7 failed 1 in 8)
+    assert shares["effnet-lite0"]["share"] > 0.6 > shares["tiny-vit"]["share"]
     assert shares["effnet-lite0"]["low"] > shares["tiny-vit"]["high"]
     assert res["bradley_terry"]["effnet-lite0"]["log_strength"] > 0 > res["bradley_terry"]["tiny-vit"]["log_strength"]
     assert set(res["per_rank"]) <= {"1", "2", "3", "4", "5"} and len(res["per_rank"]) >= 3

@@ -68,7 +68,7 @@ def test_study_tune_index_search_study_prefers_the_tuned_metric(tmp_path: Path, 
     run_cli("index", str(pics), "--library", str(lib), "-m", BASE, "-q", check=True)
 
     with StudyService.open(lib, admin_token=ADMIN) as svc:
-        ids = {p: svc.indexed.id_for_path(p) for trio in sets for p in trio}
+        ids = {p: svc.library.id_for_path(p) for trio in sets for p in trio}
         triplets = [[ids[r], ids[a], ids[b]] if i % 2 else [ids[r], ids[b], ids[a]] for i, (r, a, b) in enumerate(sets)]
         svc.create_study("pairs", StudyConfig(kind="2afc", triplets=triplets, trials_per_participant=len(triplets),
                                               practice_trials=0, sentinels=0, min_response_ms=0.0),

@@ -160,13 +160,14 @@ def test_compare_browse_uses_cached_thumbnails_not_full_photos(library: Path) ->
     no_exceptions(at)
     use = [b for b in at.button if b.key.startswith("use_")]
     assert len(use) == 17  # 16 photos and the copy; the broken file is not indexed
-    thumbs = sorted((library / "thumbs").glob("*.jpg"))
+    cache = library / "thumbnails" / str(sv.THUMB_SIDE)  # lookalike.Library.thumbnail's cache
+    thumbs = sorted(cache.glob("*.jpg"))
     assert len(thumbs) == 17 and all(max(Image.open(t).size) <= sv.THUMB_SIDE for t in thumbs)
     stamps = [t.stat().st_mtime_ns for t in thumbs]
     use[0].click().run()
     no_exceptions(at)
     assert [s.value for s in at.subheader] == METRICS
-    assert [t.stat().st_mtime_ns for t in sorted((library / "thumbs").glob("*.jpg"))][:17] == stamps  # made once
+    assert [t.stat().st_mtime_ns for t in sorted(cache.glob("*.jpg"))][:17] == stamps  # made once
     urls = [u for img in at.get("image") for u in img.value]
     assert urls and all("/media/" in u for u in urls)  # served from the media cache, never a file path
 

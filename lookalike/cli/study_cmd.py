@@ -89,7 +89,8 @@ def _service(args: argparse.Namespace) -> tuple[Any, str]:
     from lookalike.studies.service import StudyService
 
     token = new_id()
-    return StudyService.open(args.library, db_url=args.db, admin_token=token), token
+    return StudyService.open(args.library, db_url=args.db, admin_token=token,
+                             device=getattr(args, "device", None)), token
 
 
 def _read_triplets(path: str) -> list[list[int]]:
@@ -131,7 +132,7 @@ def run_create(args: argparse.Namespace) -> int:
     config = StudyConfig.from_dict({**base, **over})
     svc, token = _service(args)
     with svc:
-        info = svc.create_study(args.name, config, admin_token=token, device=args.device)
+        info = svc.create_study(args.name, config, admin_token=token)
     if args.json:
         emit_json(info)
     else:

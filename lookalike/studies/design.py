@@ -14,13 +14,14 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 
-from lookalike.store.models import OK, Content, Image
 from lookalike.studies.config import StudyConfig, StudyConfigError
+
+if TYPE_CHECKING:
+    from lookalike.search.library import Library
 
 log = logging.getLogger(__name__)
 
@@ -56,34 +57,26 @@ class Design:
         return sum(t.role == role for t in self.trials)
 
 
-def eligible_ids(indexed: Any, metrics: Sequence[str]) -> np.ndarray:
+def eligible_ids(library: Library, metrics: Sequence[str]) -> np.ndarray:
     """Content ids with a vector under every metric (sorted)."""
     ids: np.ndarray | None = None
     for m in metrics:
-        got = indexed.ids(m)
+        got = library.ids(m)
         ids = got if ids is None else np.intersect1d(ids, got)
     return np.zeros(0, np.int64) if ids is None else ids
 
 
-def folder_ids(indexed: Any, folder: str | os.PathLike[str]) -> list[int]:
-    root = os.path.abspath(folder).rstrip(os.sep) + os.sep
-    with indexed.store.session() as s:
-        rows = s.execute(select(Image.path, Image.content_id).where(Image.status == OK,
-                                                                    Image.content_id.is_not(None)))
-        return sorted({int(c) for p, c in rows if p.startswith(root)})
+def folder_ids(library: Library, folder: str | os.PathLike[str]) -> list[int]:
+    """Content ids of the readable files under ``folder``."""
+    return list(library.ids_under(folder))
 
 
-def sha_of(indexed: Any, ids: Sequence[int]) -> dict[int, str]:
-    out: dict[int, str] = {}
-    wanted = sorted({int(i) for i in ids})
-    with indexed.store.session() as s:
-        for i in range(0, len(wanted), 5000):
-            out.update((int(c), h) for c, h in s.execute(
-                select(Content.id, Content.sha256).where(Content.id.in_(wanted[i:i + 5000]))))
-    return out
+def sha_of(library: Library, ids: Sequence[int]) -> dict[int, str]:
+    """The sha256 of each known content id."""
+    return dict(library.sha256(ids))
 
 
-def _neighbours(search: Any, queries: list[int], metrics: Sequence[str], k: int) -> dict[str, dict[int, list[int]]]:
+def _neighbours(search: Library, queries: list[int], metrics: Sequence[str], k: int) -> dict[str, dict[int, list[int]]]:
     """``{metric: {query: [neighbour ids, nearest first]}}`` (the query itself left out)."""
     out: dict[str, dict[int, list[int]]] = {m: {} for m in metrics}
     if not queries:
@@ -102,7 +95,7 @@ def _merge(items: list[tuple[str, int]]) -> list[Candidate]:
     return list(by_id.values())
 
 
-def _query_pool(config: StudyConfig, indexed: Any, eligible: np.ndarray,
+def _query_pool(config: StudyConfig, library: Library, eligible: np.ndarray,
                 rng: np.random.Generator) -> tuple[list[int], list[int]]:
     """(queries, spare ids for practice) as content ids."""
     ok = set(eligible.tolist())
@@ -113,7 +106,7 @@ def _query_pool(config: StudyConfig, indexed: Any, eligible: np.ndarray,
                                    f"({', '.join(config.metrics)})")
         queries = list(dict.fromkeys(int(i) for i in config.query_ids))
     elif config.queries == "folder":
-        queries = [i for i in folder_ids(indexed, config.query_folder or "") if i in ok]
+        queries = [i for i in folder_ids(library, config.query_folder or "") if i in ok]
         if not queries:
             raise StudyConfigError(f"no image under {config.query_folder} is indexed under every metric")
     else:
@@ -126,11 +119,11 @@ def _query_pool(config: StudyConfig, indexed: Any, eligible: np.ndarray,
     return queries, spare
 
 
-def design_trials(config: StudyConfig, search: Any, indexed: Any) -> Design:
-    """Every trial of a new study (main, practice, sentinels) from ``search``
-    (:class:`lookalike.search.library.Library`) over ``indexed`` (the indexer's library)."""
+def design_trials(config: StudyConfig, library: Library) -> Design:
+    """Every trial of a new study (main, practice, sentinels) from the searches of ``library``
+    (:class:`lookalike.Library`)."""
     rng = np.random.default_rng(config.seed)
-    have = set(indexed.metrics())
+    have = set(library.metrics())
     missing = [m for m in config.metrics if m not in have]
     if missing:
         raise StudyConfigError(f"the library has no index for {', '.join(missing)} "
@@ -140,7 +133,7 @@ def design_trials(config: StudyConfig, search: Any, indexed: Any) -> Design:
     metrics = list(config.metrics)
     if config.triplets:
         eligible = np.array(sorted({int(i) for t in config.triplets for i in t}), np.int64)
-        known = set(sha_of(indexed, eligible.tolist()))
+        known = set(sha_of(library, eligible.tolist()))
         bad = [i for i in eligible.tolist() if i not in known]
         if bad:
             raise StudyConfigError(f"triplet image id(s) {bad[:10]} are not in the library")
@@ -148,16 +141,16 @@ def design_trials(config: StudyConfig, search: Any, indexed: Any) -> Design:
             trials.append(TrialSpec(MAIN, int(ref), [Candidate(int(left), []), Candidate(int(right), [])],
                                     info={"triplet": n}))
         spare_refs = [int(t[0]) for t in config.triplets]
-        eligible = eligible if metrics == [] else eligible_ids(indexed, metrics)
+        eligible = eligible if metrics == [] else eligible_ids(library, metrics)
         if len(eligible) == 0:
             eligible = np.array(sorted({int(i) for t in config.triplets for i in t}), np.int64)
     else:
-        eligible = eligible_ids(indexed, metrics)
-        queries, spare = _query_pool(config, indexed, eligible, rng)
+        eligible = eligible_ids(library, metrics)
+        queries, spare = _query_pool(config, library, eligible, rng)
         k = max(config.ranks)
         n_practice = config.practice_trials
         practice_q = (spare or queries)[:3 * n_practice] if n_practice else []  # spares: some may not work
-        hits = _neighbours(search, sorted(set(queries) | set(practice_q)), metrics, k)
+        hits = _neighbours(library, sorted(set(queries) | set(practice_q)), metrics, k)
         for q in queries:
             trials.extend(_trials_for(config, q, hits, config.ranks, MAIN, rng, skipped))
         made = 0
@@ -174,8 +167,8 @@ def design_trials(config: StudyConfig, search: Any, indexed: Any) -> Design:
         for t in [t for t in trials if t.role == MAIN][:config.practice_trials]:
             trials.append(TrialSpec(PRACTICE, t.reference, [Candidate(c.content_id, []) for c in t.candidates],
                                     info=dict(t.info)))
-    trials.extend(_sentinels(config, search, eligible, spare_refs, rng))
-    shas = sha_of(indexed, [i for t in trials for i in [t.reference] + [c.content_id for c in t.candidates]])
+    trials.extend(_sentinels(config, library, eligible, spare_refs, rng))
+    shas = sha_of(library, [i for t in trials for i in [t.reference] + [c.content_id for c in t.candidates]])
     for t in trials:
         t.reference_sha256 = shas[t.reference]
         for c in t.candidates:
@@ -215,7 +208,7 @@ def _trials_for(config: StudyConfig, q: int, hits: dict[str, dict[int, list[int]
     return out
 
 
-def _sentinels(config: StudyConfig, search: Any, eligible: np.ndarray, spare: list[int],
+def _sentinels(config: StudyConfig, search: Library, eligible: np.ndarray, spare: list[int],
                rng: np.random.Generator) -> list[TrialSpec]:
     """A pool of sentinel trials: twice the per-participant count (at least five), each the
     reference itself among random images that are none of its 10 nearest neighbours."""

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lookalike.search.library import Library
 
 Judge = Callable[[Path, Sequence[Path]], int]
 
 
-def distance_judge(indexed: Any, metric: str, temperature: float, rng: np.random.Generator) -> Judge:
+def distance_judge(library: Library, metric: str, temperature: float, rng: np.random.Generator) -> Judge:
     """A person who sees like ``metric``: picks option i with probability softmax(-d_i / (T * s)),
-    d the cosine distance to the reference (stored vectors), s the mean of the distances (so ``T``
+    d the cosine distance to the reference (stored vectors of ``library``), s the mean of the distances (so ``T``
     does not depend on the metric's scale)."""
 
     def judge(ref: Path, options: Sequence[Path]) -> int:
-        ids = [indexed.id_for_path(p) for p in (ref, *options)]
-        v = indexed.vectors(metric, ids)
+        ids = [library.id_for_path(p) for p in (ref, *options)]
+        v = library.vectors(metric, ids)
         v = v / np.linalg.norm(v, axis=1, keepdims=True)
         d = 1.0 - v[1:] @ v[0]
         w = np.exp(-(d - d.min()) / (temperature * max(float(d.mean()), 1e-12)))

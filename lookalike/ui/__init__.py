@@ -1,1 +1,2 @@
-"""The Streamlit app (talks to lookalike.search and lookalike.store only)."""
+"""The Streamlit app: its pages call :class:`lookalike.ui.services.Services`, which holds one
+:class:`lookalike.Library` and the :class:`lookalike.studies.service.StudyService` over it (no SQL here)."""

@@ -1,6 +1,6 @@
-"""What the app's pages call: one search library and one study service per process, thumbnails,
-duplicate reviews, the admin check. No Streamlit here except :func:`services` (cached), so the
-functions are plain Python the tests and the coming services layer (issue 11) can reuse.
+"""What the app's pages call: one :class:`lookalike.Library` and one study service over it per
+process, thumbnails, duplicate reviews, the admin check. No Streamlit here except :func:`services`
+(cached), so the functions are plain Python the tests can call.
 
 Configuration comes from the environment ``lookalike ui`` sets for the Streamlit process:
 ``LOOKALIKE_UI_LIBRARY`` (library folder), ``LOOKALIKE_UI_DB`` (database URL, optional),
@@ -18,24 +18,27 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lookalike.errors import LookalikeError, UsageError
+
+if TYPE_CHECKING:
+    from lookalike.search.library import Library
+    from lookalike.studies.service import StudyService
 
 LIBRARY_ENV, DB_ENV, TOKEN_ENV, URL_ENV = ("LOOKALIKE_UI_LIBRARY", "LOOKALIKE_UI_DB",
                                            "LOOKALIKE_UI_ADMIN_TOKEN", "LOOKALIKE_UI_URL")
 THUMB_SIDE = 256
-THUMB_DIR = "thumbs"
 REVIEWS_FILE = "ui-reviews.json"
 WEIGHTS_REMEDY = "import its weights with `lookalike weights import` (see `lookalike weights --help`)"
 
 
 @dataclass
 class Services:
-    """The process's shared handles: a study service and a search library on the same store."""
+    """The process's shared handles: one library and the study service over it."""
 
-    study: Any  # lookalike.studies.service.StudyService
-    search: Any  # lookalike.search.library.Library
+    library: Library
+    study: StudyService
     admin_token: str | None
     base_url: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,11 +46,10 @@ class Services:
     @classmethod
     def open(cls, library: str | os.PathLike[str] | None, db_url: str | None = None,
              admin_token: str | None = None, base_url: str | None = None) -> Services:
-        from lookalike.search.library import Library as SearchLibrary
         from lookalike.studies.service import StudyService
 
         study = StudyService.open(library, db_url=db_url, admin_token=admin_token)
-        return cls(study, SearchLibrary(study.indexed), admin_token or None, base_url)
+        return cls(study.library, study, admin_token or None, base_url)
 
     @classmethod
     def from_env(cls) -> Services:
@@ -55,15 +57,11 @@ class Services:
                         os.environ.get(TOKEN_ENV) or None, os.environ.get(URL_ENV) or None)
 
     def close(self) -> None:
-        self.study.close()
-
-    @property
-    def indexed(self) -> Any:
-        return self.study.indexed
+        self.study.close()  # it owns the library
 
     @property
     def path(self) -> Path:
-        return Path(self.indexed.path)
+        return self.library.path
 
     def is_admin(self, token: str | None) -> bool:
         from lookalike.studies.blinding import same_token
@@ -73,37 +71,32 @@ class Services:
     # -- library --------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        from lookalike.indexer.status import library_status
-
-        return library_status(self.indexed)
+        return self.library.status()
 
     def image_ids(self) -> list[int]:
         """Ids of every indexed image (in any metric), sorted: what the browser pages through."""
-        import numpy as np
-
         ids: set[int] = set()
-        for m in self.search.metrics():
-            ids |= {int(i) for i in np.asarray(self.indexed.ids(m))}
+        for m in self.library.metrics():
+            ids |= {int(i) for i in self.library.ids(m)}
         return sorted(ids)
 
     def paths(self, ids: list[int]) -> dict[int, str]:
-        return dict(self.indexed.paths_for(ids))
+        """The first indexed path of each id."""
+        return {i: p[0] for i, p in self.library.paths_for(ids).items() if p}
 
-    def thumbnail(self, image_id: int, side: int = THUMB_SIDE) -> Path:
-        """A JPEG of at most ``side`` pixels for ``image_id``, made once under the library's
-        ``thumbs/`` folder (remade when the photo is newer than it)."""
-        return make_thumbnail(self.path / THUMB_DIR, image_id, self.source_path(image_id), side)
+    def thumbnail(self, image_id: int, side: int = THUMB_SIDE) -> bytes:
+        """A JPEG of at most ``side`` pixels for ``image_id``, made once
+        (:meth:`lookalike.Library.thumbnail`, cached in the library folder)."""
+        return self.library.thumbnail(int(image_id), side)
 
-    def source_path(self, image_id: int) -> Path:
-        for p in self.indexed.all_paths_for([image_id]).get(int(image_id), []):
-            if os.path.isfile(p):
-                return Path(p)
-        raise UsageError(f"image {image_id} has no readable file any more")
+    def has_thumbnail(self, image_id: int, side: int = THUMB_SIDE) -> bool:
+        """Whether :meth:`thumbnail` is made already (the library's ``thumbnails/SIDE/ID.jpg``)."""
+        return (self.path / "thumbnails" / str(int(side)) / f"{int(image_id)}.jpg").is_file()
 
     def search_one(self, query: Any, metric: str, k: int, exclude_self: bool = True) -> Any:
         """The :class:`QueryResult` of one query under one metric (one search at a time)."""
         with self.lock:
-            res = self.search.search([query], k=k, metrics=[metric], exclude_self=exclude_self)[0]
+            res = self.library.search([query], k=k, metrics=[metric], exclude_self=exclude_self)[0]
         if metric in res.errors:
             raise UsageError(f"the query could not be read: {res.errors[metric]}")
         return res.by_metric[metric]
@@ -113,28 +106,27 @@ class Services:
         """The ``rerank`` column: the union of each metric's top ``candidates`` re-ranked by the
         pairwise metric ``rerank`` (:meth:`lookalike.Library.search` with ``rerank=``)."""
         with self.lock:
-            res = self.search.search([query], k=k, metrics=metrics, exclude_self=True, rerank=rerank,
-                                     candidates=candidates)[0]
+            res = self.library.search([query], k=k, metrics=metrics, exclude_self=True, rerank=rerank,
+                                      candidates=candidates)[0]
         if rerank in res.errors:
             raise UsageError(f"re-ranking failed: {res.errors[rerank]}")
         return res.by_metric[rerank]
 
     def duplicates(self, metric: str) -> list[Any]:
         with self.lock:
-            return self.search.duplicates(metric)
+            return self.library.duplicates(metric)
 
     def pair_distances(self, a: int, b: int) -> dict[str, float]:
         """The distance of two library images under every indexed metric (stored vectors)."""
         from lookalike.embed.distance import pairwise
 
         out = {}
-        for m in self.search.metrics():
+        for m in self.library.metrics():
             try:
-                v = self.indexed.vectors(m, [a, b])
-            except LookalikeError:
+                v = self.library.vectors(m, [a, b])
+            except (LookalikeError, KeyError):
                 continue
-            kind = self.indexed.vector_index(m).distance
-            out[m] = max(float(pairwise(v[:1], v[1:], kind)[0, 0]), 0.0)
+            out[m] = max(float(pairwise(v[:1], v[1:], self.library.distance_kind(m))[0, 0]), 0.0)  # type: ignore[arg-type]
         return out
 
     # -- duplicate reviews (kept in a JSON file: the store has no table for them yet) --------------------
@@ -145,30 +137,6 @@ class Services:
     def participant_link(self, public_id: str, base: str | None = None) -> str:
         root = (base or self.base_url or "").rstrip("/")
         return f"{root}/participate?study={public_id}"
-
-
-def make_thumbnail(folder: Path, image_id: int, source: Path, side: int = THUMB_SIDE) -> Path:
-    """Write (once) and return ``folder/<id>-<side>.jpg``, atomically."""
-    from lookalike.embed.images import load_image
-
-    out = folder / f"{int(image_id)}-{side}.jpg"
-    try:
-        if out.is_file() and out.stat().st_mtime >= source.stat().st_mtime:
-            return out
-    except OSError:
-        pass
-    folder.mkdir(parents=True, exist_ok=True)
-    img = load_image(source, draft=side)
-    img.thumbnail((side, side))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, "JPEG", quality=85)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
 
 
 class Reviews:

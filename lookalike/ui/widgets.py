@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from lookalike.ui import kit
-from lookalike.ui.services import THUMB_DIR, THUMB_SIDE, Services
+from lookalike.ui.services import Services
 
 IMAGE_SIDE = 640
 LETTERS = "ABCDEFGHI"
@@ -23,9 +22,9 @@ TRIAL_CSS = """<style>
 </style>"""
 
 
-def thumbs(svc: Services, ids: list[int]) -> dict[int, Path]:
-    """Thumbnails of ``ids`` (made once, on disk); a progress bar while new ones are made."""
-    todo = [i for i in ids if not (svc.path / THUMB_DIR / f"{i}-{THUMB_SIDE}.jpg").is_file()]
+def thumbs(svc: Services, ids: list[int]) -> dict[int, bytes]:
+    """Thumbnails of ``ids`` (JPEG bytes, made once, on disk); a progress bar while new ones are made."""
+    todo = [i for i in ids if not svc.has_thumbnail(i)]
     bar = st.progress(0.0, text=f"Making {len(todo)} thumbnails...") if len(todo) > 4 else None
     out = {}
     for n, i in enumerate(ids):

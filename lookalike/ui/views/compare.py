@@ -74,7 +74,7 @@ def _pick_query(svc: kit.Services) -> None:
         for start in range(0, len(shown), PER_ROW):
             for col, i in zip(st.columns(PER_ROW), shown[start:start + PER_ROW]):
                 if i in tiles:
-                    col.image(str(tiles[i]), width="stretch")
+                    col.image(tiles[i], width="stretch")
                 col.button("Use", key=f"use_{i}", on_click=_set_query,
                            args=("id", i, Path(paths.get(i, str(i))).name), width="stretch")
 
@@ -105,7 +105,7 @@ def _column(svc: kit.Services, metric: str, result: Any, agree: dict[int, int], 
             key = f"agree_{metric}_{h.rank}" if n else f"hit_{metric}_{h.rank}"
             with col, st.container(border=True, key=key.replace(".", "_")):
                 if h.image_id in tiles:
-                    st.image(str(tiles[h.image_id]), width="stretch")
+                    st.image(tiles[h.image_id], width="stretch")
                 line = f"**#{h.rank}** · {h.distance:.4f}"
                 if h.label:
                     line += f" · *{h.label}*"
@@ -121,7 +121,7 @@ def main() -> None:
     svc = kit.require_admin()
     st.html(AGREE_CSS)
     st.title("Compare metrics")
-    metrics = svc.search.metrics()
+    metrics = svc.library.metrics()
     if not metrics:
         st.warning("This library has no index yet: run `lookalike index DIR --library ...` first.")
         return
@@ -148,7 +148,7 @@ def main() -> None:
     left, right = st.columns([1, 5])
     with left:
         if kind == "id":
-            st.image(str(svc.thumbnail(int(value))), caption=f"Query: {label}", width="stretch")
+            st.image(svc.thumbnail(int(value)), caption=f"Query: {label}", width="stretch")
         else:
             st.image(_small(Path(value).read_bytes()), caption=f"Query: {label}", width="stretch")
     results: dict[str, Any] = {}

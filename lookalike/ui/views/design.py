@@ -19,7 +19,7 @@ def _ids(text: str) -> list[int]:
 
 
 def _form(svc: kit.Services) -> None:
-    metrics = svc.search.metrics()
+    metrics = svc.library.metrics()
     with st.form("new_study"):
         st.subheader("New study")
         a, b = st.columns(2)
@@ -94,9 +94,9 @@ def _study(svc: kit.Services, name: str) -> None:
 def main() -> None:
     svc = kit.require_admin()
     st.title("Design a study")
-    if len(svc.search.metrics()) < 2:
+    if len(svc.library.metrics()) < 2:
         st.warning("A study compares two or more metrics; this library has an index for "
-                   f"{', '.join(svc.search.metrics()) or 'none'}. Add one with `lookalike index --metric`.")
+                   f"{', '.join(svc.library.metrics()) or 'none'}. Add one with `lookalike index --metric`.")
     with kit.guard("Creating the study"):
         _form(svc)
     studies = svc.study.list_studies(admin_token=svc.admin_token)

@@ -71,7 +71,7 @@ def _review(svc: kit.Services, metric: str) -> None:
                 image_id, path, dist, meaning = member[:4]
                 with cols[n % len(cols)]:
                     if image_id in tiles:
-                        st.image(str(tiles[image_id]), width="stretch")
+                        st.image(tiles[image_id], width="stretch")
                     st.caption(Path(path).name)
                     if n == 0:
                         st.markdown("*reference of the group*")
@@ -98,7 +98,7 @@ def main() -> None:
     st.caption(f"{svc.path}")
     _counts(svc)
     st.subheader("Near-duplicates")
-    metrics = svc.search.metrics()
+    metrics = svc.library.metrics()
     if not metrics:
         return
     metric = st.selectbox("Metric", metrics, key="dupes_metric")
