@@ -67,6 +67,18 @@ def test_images_pages_with_ids_paths_and_status(small):
             lib.image(10**9)
 
 
+def test_a_thumbnail_is_made_from_a_copy_when_the_first_file_is_gone(small):
+    lib_path, pics = small
+    first = sorted(p for p in pics.iterdir() if p.name != "broken.jpg")[0]
+    shutil.copy(first, pics / "zz-copy.jpg")  # byte-identical: the same id, listed second
+    index(pics, lib_path, lib_path.parent / "home")
+    with lookalike.Library.open(lib_path) as lib:
+        image_id = lib.id_for_path(first)
+        assert lib.paths_for([image_id])[image_id] == [str(first), str(pics / "zz-copy.jpg")]
+        first.unlink()  # gone since indexing
+        assert Image.open(io.BytesIO(lib.thumbnail(image_id, 32))).size[0] <= 32
+
+
 def test_ids_by_metric_and_folder_with_their_sha256(small, tmp_path):
     import hashlib
 
@@ -96,8 +108,11 @@ def test_thumbnails_are_made_once_and_cached_in_the_library(small):
         img = Image.open(io.BytesIO(data))
         assert img.format == "JPEG" and max(img.size) == 64
         assert (item.width or 0) / (item.height or 1) == pytest.approx(img.size[0] / img.size[1], abs=0.05)
+        assert lib.has_thumbnail(item.image_id, 64) and not lib.has_thumbnail(item.image_id, 65)
         os.rename(item.path, item.path + ".moved")  # served from the cache: the file is not read again
         assert lib.thumbnail(item.image_id, 64) == data
+        with pytest.raises(UsageError, match="no readable file"):
+            lib.thumbnail(item.image_id, 65)
         with pytest.raises(UsageError):
             lib.thumbnail(item.image_id, 0)
     assert len(list((lib_path / "thumbnails" / "64").iterdir())) == 1

@@ -205,23 +205,44 @@ class Library:
         self.refresh()
         return self._lib.vectors(metric, ids)
 
-    def thumbnail(self, image_id: int, size: int = 256) -> bytes:
-        """A JPEG of the image, its longest side ``size`` pixels (never enlarged), made once and
-        cached under ``thumbnails/SIZE/`` in the library folder (when the folder is writable)."""
-        import io
-
-        from lookalike.embed.images import load_image
-        from lookalike.atomic import atomic_write_bytes
-
+    def _thumbnail_file(self, image_id: int, size: int) -> Path:
         if int(size) not in THUMBNAIL_SIZES:
             raise UsageError(f"thumbnail size must be {THUMBNAIL_SIZES.start}..{THUMBNAIL_SIZES.stop - 1}, got {size}")
-        cached = self.path / "thumbnails" / str(int(size)) / f"{int(image_id)}.jpg"
+        return self.path / "thumbnails" / str(int(size)) / f"{int(image_id)}.jpg"
+
+    def has_thumbnail(self, image_id: int, size: int = 256) -> bool:
+        """Whether :meth:`thumbnail` has been made and cached already (serving it reads no photo)."""
+        return self._thumbnail_file(image_id, size).is_file()
+
+    def thumbnail(self, image_id: int, size: int = 256) -> bytes:
+        """A JPEG of the image, its longest side ``size`` pixels (never enlarged), made once and
+        cached under ``thumbnails/SIZE/`` in the library folder (when the folder is writable).
+
+        Made from the first copy of the image that can still be read (byte-identical files share
+        the id); :class:`UsageError` when none can."""
+        import io
+
+        from lookalike.atomic import atomic_write_bytes
+        from lookalike.embed.images import load_image
+        from lookalike.errors import ImageLoadError
+
+        cached = self._thumbnail_file(image_id, size)
         try:
             return cached.read_bytes()
         except OSError:
             pass
-        info = self.image(image_id)
-        img = load_image(info.path, draft=int(size))
+        paths = self.paths_for([int(image_id)]).get(int(image_id))
+        if not paths:
+            raise UsageError(f"no image with id {image_id} in the library")
+        img, why = None, ""
+        for path in paths:
+            try:
+                img = load_image(path, draft=int(size))
+                break
+            except (ImageLoadError, OSError) as exc:  # moved or changed since indexing: try a copy
+                why = str(exc)
+        if img is None:
+            raise UsageError(f"image {image_id} has no readable file any more ({why}); run `lookalike index`")
         img.thumbnail((int(size), int(size)))
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=85)

@@ -90,8 +90,8 @@ class Services:
         return self.library.thumbnail(int(image_id), side)
 
     def has_thumbnail(self, image_id: int, side: int = THUMB_SIDE) -> bool:
-        """Whether :meth:`thumbnail` is made already (the library's ``thumbnails/SIDE/ID.jpg``)."""
-        return (self.path / "thumbnails" / str(int(side)) / f"{int(image_id)}.jpg").is_file()
+        """Whether :meth:`thumbnail` is made already (:meth:`lookalike.Library.has_thumbnail`)."""
+        return self.library.has_thumbnail(int(image_id), side)
 
     def search_one(self, query: Any, metric: str, k: int, exclude_self: bool = True) -> Any:
         """The :class:`QueryResult` of one query under one metric (one search at a time)."""
