@@ -166,6 +166,15 @@ def test_tuned_bundles_pass_trainable_on(photos: list[Path], tmp_path: Path) -> 
     grads = _grads(net)
     assert any(n.startswith("head.") for n in grads) and all(grads.values())
 
+    assert tune("lpips-alex-random", data, "lpips-linear", "lpips-lin", epochs=1, batch_size=4, progress=False)
+    _check_frozen("lpips-lin", build_network("lpips-lin", device="cpu"), photos)
+    net = build_network("lpips-lin", trainable=True, device="cpu")
+    heads = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert net.training and len(heads) == 5 and all(n.startswith("weight") for n in heads)
+    _loss(net, _inputs("lpips-alex-random", photos), "lpips-lin").backward()
+    grads = _grads(net)
+    assert all(grads[n] for n in heads) and not any(grads[n] for n in grads if n not in heads)
+
 
 def test_diffsim_refuses_to_be_trainable_and_has_no_embedding_network() -> None:
     with pytest.raises(UsageError, match="no trainable network"):
