@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Library", "__version__", "create_metric", "list_metrics"]
+__all__ = ["Library", "__version__", "build_network", "create_metric", "list_metrics"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import lookalike` must stay cheap
@@ -23,6 +23,10 @@ def __getattr__(name: str) -> Any:  # lazy: `import lookalike` must stay cheap
         from lookalike import embed
 
         return getattr(embed, name)
+    if name == "build_network":  # a metric's torch network, frozen or trainable
+        from lookalike.embed.metric import build_network
+
+        return build_network
     if name == "Library":
         from lookalike.search.library import Library
 

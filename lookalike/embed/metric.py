@@ -24,8 +24,9 @@ from lookalike.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-#: A builder turns a config into a module mapping (N, 3, S, S) floats in [0, 1] to (N, dim).
-Builder = Callable[[MetricConfig], torch.nn.Module]
+#: A builder turns a config into a module mapping (N, 3, S, S) floats in [0, 1] to (N, dim):
+#: ``build(config, trainable=False)`` (see :mod:`lookalike.embed.backbones`).
+Builder = Callable[..., torch.nn.Module]
 
 
 def import_builder(path: str) -> Builder:
@@ -41,6 +42,32 @@ def import_builder(path: str) -> Builder:
     if not callable(func):
         raise UnsafeConfigError(f"refusing builder {path!r}: lookalike has no such backbone")
     return func
+
+
+def build_network(config_or_name: str | MetricConfig, trainable: bool = False,
+                  device: str | torch.device | None = None) -> torch.nn.Module:
+    """The network of an embedding metric (a name or a config): ``(N, 3, S, S)`` floats in [0, 1]
+    -> ``(N, dim)``, on ``device`` (``None``: CUDA when present, else the CPU).
+
+    ``trainable=False``: what :func:`lookalike.create_metric` embeds with (eval mode, no parameter
+    requires grad). ``trainable=True``: training mode with gradients on what the family tunes:
+    all weights of tiny ViTs and untuned ViT baselines; EfficientNet's weights with BatchNorm
+    statistics frozen; LPIPS's linear heads (trunk frozen); a DreamSim LoRA adapter, unmerged;
+    a tuned bundle's adapter, or its head on a trainable base. Raises :class:`UsageError` for a
+    pairwise metric (DiffSim), which has no embedding network.
+    """
+    from lookalike.embed.registry import get_config
+
+    config = config_or_name if isinstance(config_or_name, MetricConfig) else get_config(config_or_name)
+    check_config(config)
+    builder = import_builder(config.builder)
+    if config.options.get("kind") == "pairwise":
+        if trainable:
+            builder(config, pick_device(device), trainable=True)  # the family says why it cannot
+        raise UsageError(f"{config.name} is a pairwise metric (it scores pairs of images, it has no "
+                         "embedding network); use lookalike.create_metric to score with it")
+    net = builder(config, trainable=bool(trainable))
+    return net.to(pick_device() if device is None else torch.device(device))
 
 
 @dataclass
@@ -65,9 +92,8 @@ class Metric:
     @classmethod
     def from_config(cls, config: MetricConfig, device: str | None = None,
                     precision: str = "fp32") -> Metric:
-        check_config(config)
         dev = pick_device(device)
-        module = import_builder(config.builder)(config).eval()
+        module = build_network(config, trainable=False, device="cpu")
         if precision == "int8":
             if dev.type != "cpu":
                 raise UsageError("int8 dynamic quantisation runs on the CPU only")

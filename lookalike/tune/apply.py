@@ -4,6 +4,11 @@ A tuned config's ``options``: ``base`` (the base metric's full config), ``method
 ``mlp`` or ``lpips-linear``), ``files`` (``{relative path: sha256}`` inside the bundle), plus per
 method ``adapter`` (the peft folder), ``head`` (``{"file", "hidden", "normalize_input"}``) or
 ``lpips_heads`` (the safetensors file of LPIPS linear weights, lpips' key names).
+
+``trainable=True`` continues tuning what the bundle tuned: ``lora``: the bundle's adapter, unmerged,
+on the frozen base (its own released adapter merged), only the LoRA matrices requiring grad;
+``mlp``: the head, on the base built ``trainable`` (so end to end, by the base family's rules);
+``lpips-linear``: the tuned heads, trunk frozen (the LPIPS base's rules).
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ def base_config(config: MetricConfig) -> MetricConfig:
 
 
 def build_base(config: MetricConfig, trainable: bool = False) -> nn.Module:
-    """The base metric's network (``trainable``: left in train mode with gradients on)."""
-    from lookalike.embed.metric import import_builder
+    """The base metric's network on the CPU, built by its family
+    (:func:`lookalike.embed.metric.build_network`)."""
+    from lookalike.embed.metric import build_network
 
-    net = import_builder(config.builder)(config)
-    return net.train().requires_grad_(True) if trainable else net.eval()
+    return build_network(config, trainable=trainable, device="cpu")
 
 
 def lpips_heads_from_file(path: Path, layers: int) -> list[torch.Tensor]:
@@ -37,8 +42,10 @@ def lpips_heads_from_file(path: Path, layers: int) -> list[torch.Tensor]:
     return head_weights(load_state_dict_file(str(path)), layers)
 
 
-def apply(config: MetricConfig, net: nn.Module, folder: Path) -> nn.Module:
-    """``net`` (the base network) with the bundle's tuned weights applied."""
+def apply(config: MetricConfig, net: nn.Module, folder: Path, trainable: bool = False) -> nn.Module:
+    """``net`` (the base network) with the bundle's tuned weights applied (``trainable``: the tuned
+    weights require grad and the result is in training mode; the base's own parameters are as
+    ``net`` has them, except under a LoRA adapter, which freezes them)."""
     from lookalike.tune.bundles import inside
 
     o: TunedOptions = typed_options(config)
@@ -46,29 +53,35 @@ def apply(config: MetricConfig, net: nn.Module, folder: Path) -> nn.Module:
     if method == "lora" and o.adapter:
         from lookalike.embed.backbones.dreamsim import apply_lora
 
-        return apply_lora(net, inside(folder, o.adapter))
+        return apply_lora(net, inside(folder, o.adapter), trainable)
     if method == "mlp" and o.head:
         from lookalike.tune.heads import HeadOnTop, load_head
 
         h = o.head
         head = load_head(str(inside(folder, h["file"])), int(h["dim"]), int(h["hidden"]))
-        return HeadOnTop(net, head, bool(h["normalize_input"]))
+        if trainable:
+            head.requires_grad_(True)
+        tuned = HeadOnTop(net, head, bool(h["normalize_input"]))
+        return tuned.train() if trainable else tuned.eval()
     if method == "lpips-linear" and o.lpips_heads:
-        from lookalike.embed.backbones.lpips import LpipsEmbedding
+        from lookalike.embed.backbones.lpips import LpipsEmbedding, trainable_embedding
 
         if not isinstance(net, LpipsEmbedding):
             raise UsageError(f"{config.name}: lpips-linear needs an LPIPS base metric")
         heads = lpips_heads_from_file(inside(folder, o.lpips_heads), len(net.taps))
-        return LpipsEmbedding(net.trunk, net.taps, heads).requires_grad_(False)
+        return trainable_embedding(net.trunk, net.taps, heads, trainable)
     raise UsageError(f"{config.name}: tuning method {method!r} without its weights file")
 
 
-def build(config: MetricConfig) -> nn.Module:
+def build(config: MetricConfig, trainable: bool = False) -> nn.Module:
     """Builder of a tuned metric registered as a bundle ``$LOOKALIKE_HOME/metrics/<name>/`` (its
     weight files are read from that folder only; reached through
-    :mod:`lookalike.embed.backbones.tuned`, the name the builder allow-list admits)."""
+    :mod:`lookalike.embed.backbones.tuned`, the name the builder allow-list admits).
+    ``trainable``: see the module docstring."""
     from lookalike.tune.bundles import bundle_dir, verify
 
     folder = bundle_dir(config.name)
     verify(folder, config)
-    return apply(config, build_base(base_config(config)), folder).eval()
+    lora = typed_options(config).method == "lora"  # the adapter trains, not the base under it
+    net = apply(config, build_base(base_config(config), trainable and not lora), folder, trainable)
+    return net.train() if trainable else net.eval()

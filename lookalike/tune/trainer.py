@@ -85,7 +85,7 @@ def split_scores(learner: Learner, data: TuneData, method: str) -> dict[str, flo
 
 def make_learner(hp: recipe.TuneConfig, base: MetricConfig, data: TuneData, device: torch.device,
                  progress: bool) -> Learner:
-    from lookalike.tune.apply import build_base
+    from lookalike.embed.metric import build_network
     from lookalike.tune.common import prepared_arrays
 
     paths = data.image_paths
@@ -101,7 +101,7 @@ def make_learner(hp: recipe.TuneConfig, base: MetricConfig, data: TuneData, devi
 
         if not is_lpips(base):
             raise UsageError(f"--method lpips-linear needs an LPIPS base metric (lpips-*), not {base.name}")
-        net = build_base(base).to(device)
+        net = build_network(base, trainable=False, device=device)  # the heads train on cached diffs
         diffs = PairDiffs(base, net, prepared_arrays(paths, base.preprocess, progress), device, progress=progress)
         learner = LpipsLinearLearner(base, diffs, load_heads(base), device)
         learner.prefetch([*data.train, *data.val, *data.test],
@@ -109,7 +109,8 @@ def make_learner(hp: recipe.TuneConfig, base: MetricConfig, data: TuneData, devi
         return learner
     from lookalike.tune.lora import LoraLearner, qkv_layers
 
-    net = build_base(base, trainable=False)
+    # frozen (a released adapter merged): the fresh LoRA that peft adds is what trains
+    net = build_network(base, trainable=False, device="cpu")
     if not qkv_layers(net):  # before decoding any image
         raise UsageError(f"LoRA tuning needs a ViT base metric (attention 'qkv' layers), not {base.name}; "
                          "use --method mlp for other metrics")

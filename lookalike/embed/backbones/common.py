@@ -8,6 +8,24 @@ import torch
 from torch import nn
 
 
+def set_trainable(net: nn.Module, trainable: bool) -> nn.Module:
+    """``net`` for inference (eval mode, no parameter requires grad) or for training (train mode,
+    every parameter requires grad): what a builder's ``trainable`` asks for, when all of it trains."""
+    return net.train().requires_grad_(True) if trainable else net.eval().requires_grad_(False)
+
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def freeze_batch_norm_stats(net: nn.Module) -> nn.Module:
+    """Put every BatchNorm of ``net`` in eval mode: it normalises with its stored running statistics
+    and never updates them (its affine weight and bias still train if they require grad)."""
+    for m in net.modules():
+        if isinstance(m, BATCH_NORMS):
+            m.eval()
+    return net
+
+
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel, as a module so it moves with ``.to(device)``."""
 

@@ -279,11 +279,19 @@ def prompt_embeddings(text_encoder: nn.Module, tokenizer: Any, prompt: str) -> t
         return text_encoder(ids)
 
 
-def build(config: MetricConfig, device: torch.device) -> DiffSim:
-    """The DiffSim scorer of a metric config (official weights, or seeded random ones for tests)."""
+def build(config: MetricConfig, device: torch.device, trainable: bool = False) -> DiffSim:
+    """The DiffSim scorer of a metric config (official weights, or seeded random ones for tests).
+
+    DiffSim is training-free: it compares the attention features of a frozen Stable Diffusion and
+    has no network to tune, so ``trainable=True`` is refused (:class:`UsageError`)."""
     from diffusers import PNDMScheduler
 
     from lookalike.embed.weights import resolve
+
+    if trainable:
+        raise UsageError(f"{config.name} is a DiffSim metric: it scores pairs with a frozen Stable "
+                         "Diffusion's attention features and has no trainable network (tune an "
+                         "embedding metric instead, e.g. dreamsim or lpips-alex)")
 
     o: DiffSimMetricOptions = typed_options(config)
     opts = scorer_options(o)

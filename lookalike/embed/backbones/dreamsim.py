@@ -17,6 +17,12 @@ What each branch emits (as ``dreamsim.model.PerceptualModel`` does):
 
 Branch features are concatenated; ``center`` subtracts each vector's mean and divides by its norm.
 The LoRA adapter folders are read by peft unchanged, then merged into the qkv weights.
+
+``build(config, trainable=True)``: with a LoRA adapter, the adapter stays unmerged (a peft
+``PeftModel`` in training mode, LoRA dropout active) and only its LoRA matrices require grad, as
+DreamSim's ``training/train.py`` trains; in eval mode it gives the merged network's vectors (to
+float rounding, ~1e-6). Without one (the untuned baselines) every ViT weight trains (full
+fine-tuning); CLIP's ``proj`` stays a fixed buffer. The ViTs have no dropout or BatchNorm.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lookalike.embed.backbones.common import Normalize
+from lookalike.embed.backbones.common import Normalize, set_trainable
 from lookalike.embed.backbones.vit import load_vit, spec
 from lookalike.embed.config import MetricConfig, WeightFile
 from lookalike.embed.options import DreamSimOptions, typed_options
@@ -127,8 +133,9 @@ def _branch(config: MetricConfig, item: dict[str, Any]) -> Branch:
     return Branch(vit, s.mean, s.std, item["feature"], proj)
 
 
-def apply_lora(net: nn.Module, folder: Path) -> nn.Module:
-    """Load an official DreamSim peft adapter folder into ``net`` and merge it into the weights."""
+def apply_lora(net: nn.Module, folder: Path, trainable: bool = False) -> nn.Module:
+    """Load an official DreamSim peft adapter folder into ``net`` and merge it into the weights
+    (frozen, eval mode); ``trainable``: keep it unmerged, in training mode, only LoRA requiring grad."""
     from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
 
     if not (folder / "adapter_config.json").is_file():
@@ -136,7 +143,7 @@ def apply_lora(net: nn.Module, folder: Path) -> nn.Module:
     if not any((folder / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
         raise WeightsCorruptError(f"{folder}: no adapter_model.safetensors or adapter_model.bin")
     config = LoraConfig.from_pretrained(str(folder))
-    config.inference_mode = True
+    config.inference_mode = not trainable
     model = get_peft_model(net, config)
     state = load_peft_weights(str(folder), device="cpu")
     result = set_peft_model_state_dict(model, state)
@@ -145,17 +152,25 @@ def apply_lora(net: nn.Module, folder: Path) -> nn.Module:
         raise WeightsCorruptError(
             f"{folder}: adapter does not fit the model (unexpected {list(result.unexpected_keys)[:3]}, "
             f"missing {missing[:3]})")
+    if trainable:
+        model.requires_grad_(False)
+        for name, param in model.named_parameters():
+            param.requires_grad_("lora_" in name)
+        log.debug("loaded %d LoRA tensors from %s, unmerged and trainable", len(state), folder)
+        return model.train()
     merged = model.merge_and_unload()
     log.debug("merged %d LoRA tensors from %s", len(state), folder)
-    return merged
+    return merged.eval().requires_grad_(False)
 
 
-def build(config: MetricConfig) -> nn.Module:
-    """The metric's network: ``(N, 3, 224, 224)`` in [0, 1] -> ``(N, dim)``."""
+def build(config: MetricConfig, trainable: bool = False) -> nn.Module:
+    """The metric's network: ``(N, 3, 224, 224)`` in [0, 1] -> ``(N, dim)`` (``trainable``: see
+    the module docstring)."""
     o: DreamSimOptions = typed_options(config)
     net = DreamSimNet([_branch(config, item) for item in o.branches], o.center)
     lora = o.lora
     if lora:
-        net = apply_lora(net, member_path(weight_path(config, lora["weights"]), lora.get("member")))
-    return net.eval().requires_grad_(False)
+        folder = member_path(weight_path(config, lora["weights"]), lora.get("member"))
+        return apply_lora(net, folder, trainable)
+    return set_trainable(net, trainable)
 

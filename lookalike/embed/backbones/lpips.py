@@ -11,6 +11,14 @@ any exact L2 index (FAISS ``IndexFlatL2``) answers exact LPIPS nearest-neighbour
 Channels whose head weight is 0 contribute nothing and are dropped after normalising.
 
 The module takes ``(N, 3, S, S)`` floats in [0, 1] (lpips itself takes [-1, 1]; we convert).
+
+``build(config, trainable=True)`` trains as ``lpips/trainer.py`` of richzhang/PerceptualSimilarity
+does by default (``pnet_tune=False``): the linear heads are parameters that require grad, the
+trunk stays frozen; ``tune_trunk=True`` (lpips' ``pnet_tune``) trains the trunk too. The kept
+channels are the same as for inference (a channel whose shipped weight is 0 stays dropped), so the
+vector keeps the config's ``dim``; clamp the heads at 0 after each step as the reference does
+(:meth:`LpipsEmbedding.clamp_heads`). :mod:`lookalike.tune.clpips` trains the heads of every
+channel, zero-weight ones included, on cached channel differences instead.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from lookalike.embed.backbones.common import load_state_dict_file
 from lookalike.embed.config import MetricConfig
 from lookalike.embed.options import LpipsOptions, typed_options
 from lookalike.embed.weights import resolve
+from lookalike.errors import UsageError
 
 #: Per trunk: the ``features`` indices *after* which LPIPS taps an activation (lpips' slice ends).
 TAPS: dict[str, tuple[int, ...]] = {
@@ -38,6 +47,8 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 #: lpips' ``normalize_tensor`` epsilon.
 EPS = 1e-10
+#: Smallest head weight a trainable head is evaluated at (keeps ``sqrt``'s gradient finite at 0).
+MIN_TRAINABLE_WEIGHT = 1e-12
 
 
 def make_trunk(net: str) -> nn.Sequential:
@@ -75,9 +86,13 @@ def head_weights(state: dict[str, torch.Tensor], layers: int) -> list[torch.Tens
 
 
 class LpipsEmbedding(nn.Module):
-    """Images in [0, 1] -> concatenated, weighted, unit-normalised trunk features (the LPIPS vector)."""
+    """Images in [0, 1] -> concatenated, weighted, unit-normalised trunk features (the LPIPS vector).
 
-    def __init__(self, trunk: nn.Sequential, taps: Sequence[int], heads: Sequence[torch.Tensor]) -> None:
+    ``trainable_heads``: the kept head weights ``weight{i}`` are parameters (requiring grad) rather
+    than buffers; the state dict's keys are the same either way."""
+
+    def __init__(self, trunk: nn.Sequential, taps: Sequence[int], heads: Sequence[torch.Tensor],
+                 trainable_heads: bool = False) -> None:
         super().__init__()
         if len(taps) != len(heads):
             raise ValueError(f"{len(taps)} taps but {len(heads)} head layers")
@@ -88,7 +103,20 @@ class LpipsEmbedding(nn.Module):
         for i, w in enumerate(heads):
             keep = torch.nonzero(w > 0).flatten()
             self.register_buffer(f"keep{i}", keep)
-            self.register_buffer(f"weight{i}", w[keep].clone())
+            if trainable_heads:
+                self.register_parameter(f"weight{i}", nn.Parameter(w[keep].detach().clone()))
+            else:
+                self.register_buffer(f"weight{i}", w[keep].clone())
+
+    def head_weights(self) -> list[torch.Tensor]:
+        """The kept channels' head weights, one tensor per tapped layer."""
+        return [getattr(self, f"weight{i}") for i in range(len(self.taps))]
+
+    def clamp_heads(self) -> None:
+        """Clamp trainable head weights at 0 (lpips' ``clamp_weights``, after every optimiser step)."""
+        with torch.no_grad():
+            for w in self.head_weights():
+                w.clamp_(min=0)
 
     def layer_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The channel-normalised activations at each tap, ``(N, C_l, H_l, W_l)`` (lpips' feats)."""
@@ -108,6 +136,8 @@ class LpipsEmbedding(nn.Module):
         parts = []
         for i, f in enumerate(self.layer_features(x)):
             keep, w = getattr(self, f"keep{i}"), getattr(self, f"weight{i}")
+            if w.requires_grad:  # training: sqrt's gradient at 0 would be infinite
+                w = w.clamp(min=MIN_TRAINABLE_WEIGHT)
             area = f.shape[2] * f.shape[3]
             scaled = f.index_select(1, keep) * torch.sqrt(w / area).view(1, -1, 1, 1)
             parts.append(scaled.flatten(1))
@@ -152,10 +182,24 @@ def with_size(config: MetricConfig, size: int, name: str | None = None) -> Metri
     return replace(config, name=name or config.name, preprocess=pre, dim=dim)
 
 
-def build(config: MetricConfig) -> nn.Module:
+def trainable_embedding(trunk: nn.Sequential, taps: Sequence[int], heads: Sequence[torch.Tensor],
+                        trainable: bool, tune_trunk: bool = False) -> LpipsEmbedding:
+    """An :class:`LpipsEmbedding` for inference (frozen, eval) or training (heads train; the trunk
+    only with ``tune_trunk``)."""
+    if tune_trunk and not trainable:
+        raise UsageError("tune_trunk=True needs trainable=True")
+    net = LpipsEmbedding(trunk, taps, heads, trainable_heads=trainable)
+    if not trainable:
+        return net.eval().requires_grad_(False)
+    net.trunk.requires_grad_(tune_trunk)
+    return net.train()
+
+
+def build(config: MetricConfig, trainable: bool = False, tune_trunk: bool = False) -> nn.Module:
     """The LPIPS embedding of ``config``: options ``net`` (alex/vgg/squeeze); the trunk is loaded
     from the second weight file, or seeded-random when ``options["random_trunk_seed"]`` is set
-    (tests only: parity with the lpips package on identical weights)."""
+    (tests only: parity with the lpips package on identical weights). ``trainable``: the linear
+    heads train, the trunk too only with ``tune_trunk`` (see the module docstring)."""
     opts: LpipsOptions = typed_options(config)
     net = opts.net
     heads = load_heads(config)
@@ -173,4 +217,4 @@ def build(config: MetricConfig) -> nn.Module:
         raise ValueError(f"{config.name}: at size {config.preprocess.size} the LPIPS vector has "
                          f"{dim} dims, but the config says {config.dim}; fix 'dim' "
                          "(lookalike.embed.backbones.lpips.with_size does it)")
-    return LpipsEmbedding(trunk, TAPS[net], heads).requires_grad_(False)
+    return trainable_embedding(trunk, TAPS[net], heads, trainable, tune_trunk)

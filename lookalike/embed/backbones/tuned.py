@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from lookalike.embed.config import MetricConfig
 
 
-def build(config: MetricConfig) -> nn.Module:
-    """The tuned network of ``config``: its base metric with the bundle's adapter, head or weights."""
+def build(config: MetricConfig, trainable: bool = False) -> nn.Module:
+    """The tuned network of ``config``: its base metric with the bundle's adapter, head or weights
+    (``trainable`` is passed on: see :func:`lookalike.tune.apply.build`)."""
     from lookalike.tune.apply import build as build_tuned
 
-    return build_tuned(config)
+    return build_tuned(config, trainable)
