@@ -8,7 +8,6 @@ checked against them strictly.
 
 from __future__ import annotations
 
-import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -176,7 +175,3 @@ def write_metric_weights(config: MetricConfig, root: Path, seed: int = 0,
 
 def _backbone_offset(backbone: str) -> int:
     return sum(ord(c) for c in backbone) * 31
-
-
-def adapter_config(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "adapter_config.json").read_text())
