@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+import lookalike
 from lookalike.studies.config import StudyConfig
 from lookalike.studies.service import StudyService
 from lookalike.ui import services as sv
@@ -212,6 +213,13 @@ def _png(path: Path) -> bytes:
     return buf.getvalue()
 
 
+def stored_reviews(library: Path) -> dict:
+    from lookalike.store.reviews import ReviewStore
+
+    with lookalike.Library.open(library) as lib:
+        return ReviewStore(lib.database).export()
+
+
 def test_library_counts_failures_and_duplicate_review(library: Path) -> None:
     at = page("library", token=ADMIN)
     no_exceptions(at)
@@ -226,18 +234,37 @@ def test_library_counts_failures_and_duplicate_review(library: Path) -> None:
     assert len(not_same) == 1 and len(keep) == 2
     keep[1].click().run()
     no_exceptions(at)
-    data = json.loads((library / sv.REVIEWS_FILE).read_text())
+    data = stored_reviews(library)
     assert list(data["keep"].values()) == [int(keep[1].key.rsplit("_", 1)[1])]
     assert next(b for b in at.button if b.key == keep[1].key).label == "Kept"
     groups = len([b for b in at.button if b.key.startswith("ns_")])
     next(b for b in at.button if b.key == not_same[0].key).click().run()
     no_exceptions(at)
-    data = json.loads((library / sv.REVIEWS_FILE).read_text())
+    data = stored_reviews(library)
     assert len(data["not_same"]) == 1 and data["not_same"][0]["label"] == "different"
     assert len([b for b in at.button if b.key.startswith("ns_")]) == groups - 1  # never grouped again
     assert "dissolved by your reviews" in texts(at)
     assert any(b.proto.label.startswith("Reviews as judgments") for b in at.get("download_button"))
     assert all(p.is_file() for p in (library / "..").glob("src/*"))  # nothing deleted
+    assert not (library / sv.REVIEWS_FILE).exists()  # in the database, not a file beside it
+
+
+def test_reviews_an_older_version_kept_in_a_file_are_imported_once(library: Path) -> None:
+    with lookalike.Library.open(library) as lib:
+        a, b = lib.images(status="ok").items[0].image_id, lib.images(status="ok").items[1].image_id
+    (library / sv.REVIEWS_FILE).write_text(json.dumps({
+        "not_same": [{"a": a, "b": b, "metric": "effnet-lite0", "distance": 0.3, "paths": None,
+                      "label": "different", "at": "2026-11-30T10:00:00+00:00"},
+                     {"a": a, "b": 10**6, "metric": "effnet-lite0"}],  # an image that left the library
+        "keep": {f"effnet-lite0:{a}": b}}))
+    svc = sv.Services.open(library)
+    try:
+        assert svc.reviews().not_same_pairs() == {(min(a, b), max(a, b))}
+        assert svc.reviews().load()["keep"] == {f"effnet-lite0:{a}": b}
+    finally:
+        svc.close()
+    assert not (library / sv.REVIEWS_FILE).exists() and (library / (sv.REVIEWS_FILE + ".imported")).is_file()
+    assert stored_reviews(library)["keep"] == {f"effnet-lite0:{a}": b}
 
 
 def test_library_uncalibrated_metric_is_a_message(library: Path) -> None:

@@ -7,7 +7,9 @@ float32 vector: the database is the source of truth, FAISS files are a derived, 
 FAISS vector ids are ``Content.id``.
 
 Studies of human judgments (:mod:`lookalike.studies`) are :class:`Study` -> :class:`Trial`
-(-> :class:`TrialImage`) and :class:`Participant` -> :class:`Assignment` -> :class:`Judgment`.
+(-> :class:`TrialImage`) and :class:`Participant` -> :class:`Assignment` -> :class:`Judgment`;
+a reviewer's decisions on near-duplicate groups are :class:`DuplicateVerdict` and
+:class:`DuplicateKeep`.
 """
 
 from __future__ import annotations
@@ -284,5 +286,34 @@ class Judgment(Base):
     trial: Mapped[Trial] = relationship(back_populates="judgments")
 
 
-__all__ = ["Assignment", "Base", "Content", "FAILED", "Image", "Judgment", "LibraryState", "MetricIndex", "OK", "Participant",
+class DuplicateVerdict(Base):
+    """A reviewer's "not the same photo" on two contents grouped as near-duplicates under ``metric``
+    (``a_id < b_id``; never grouped again, and exported as a judgment). Gone with either content."""
+
+    __tablename__ = "duplicate_verdicts"
+    __table_args__ = (UniqueConstraint("a_id", "b_id", name="uq_duplicate_verdicts_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    a_id: Mapped[int] = mapped_column(ForeignKey("contents.id", ondelete="CASCADE"))
+    b_id: Mapped[int] = mapped_column(ForeignKey("contents.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(128))
+    distance: Mapped[float | None] = mapped_column(Float)
+    paths: Mapped[list[str] | None] = mapped_column(JSON)
+    label: Mapped[str] = mapped_column(String(16), default="different")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DuplicateKeep(Base):
+    """The copy a reviewer chose to keep of a near-duplicate group (``group_key``: metric and the
+    group's smallest id). Gone with the content."""
+
+    __tablename__ = "duplicate_keeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_key: Mapped[str] = mapped_column(String(256), unique=True)
+    content_id: Mapped[int] = mapped_column(ForeignKey("contents.id", ondelete="CASCADE"), index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+__all__ = ["Assignment", "Base", "Content", "DuplicateKeep", "DuplicateVerdict", "FAILED", "Image", "Judgment", "LibraryState", "MetricIndex", "OK", "Participant",
            "Root", "SKIPPED", "Study", "Trial", "TrialImage", "Vector"]

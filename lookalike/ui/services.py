@@ -10,10 +10,9 @@ Configuration comes from the environment ``lookalike ui`` sets for the Streamlit
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+import logging
 import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from lookalike.errors import LookalikeError, UsageError
 if TYPE_CHECKING:
     from lookalike.search.library import Library
     from lookalike.studies.service import StudyService
+
+log = logging.getLogger(__name__)
 
 LIBRARY_ENV, DB_ENV, TOKEN_ENV, URL_ENV = ("LOOKALIKE_UI_LIBRARY", "LOOKALIKE_UI_DB",
                                            "LOOKALIKE_UI_ADMIN_TOKEN", "LOOKALIKE_UI_URL")
@@ -129,10 +130,10 @@ class Services:
             out[m] = max(float(pairwise(v[:1], v[1:], self.library.distance_kind(m))[0, 0]), 0.0)  # type: ignore[arg-type]
         return out
 
-    # -- duplicate reviews (kept in a JSON file: the store has no table for them yet) --------------------
+    # -- duplicate reviews (in the library's database) -------------------------------------------------
 
     def reviews(self) -> Reviews:
-        return Reviews(self.path / REVIEWS_FILE)
+        return Reviews(self.library)
 
     def participant_link(self, public_id: str, base: str | None = None) -> str:
         root = (base or self.base_url or "").rstrip("/")
@@ -140,48 +141,46 @@ class Services:
 
 
 class Reviews:
-    """A reviewer's decisions on near-duplicate groups, in one JSON file in the library folder:
-    pairs marked "not the same photo" (never grouped again; exported as judgments for tuning) and
-    the copy to keep of a group. Nothing is deleted from disk."""
+    """A reviewer's decisions on near-duplicate groups, kept in the library's database
+    (:class:`lookalike.store.reviews.ReviewStore`): pairs marked "not the same photo" (never grouped
+    again; exported as judgments for tuning) and the copy to keep of a group. Nothing is deleted
+    from disk. Decisions an older version kept in ``ui-reviews.json`` are imported once."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
+    def __init__(self, library: Library) -> None:
+        from lookalike.store.reviews import ReviewStore
+
+        self.store = ReviewStore(library.database)
+        self._import_file(library.path / REVIEWS_FILE)
+
+    def _import_file(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"cannot read the duplicate reviews in {path}: {exc}") from exc
+        for r in data.get("not_same", []):  # decisions on images that left the library are dropped
+            self.store.mark_not_same(r["a"], r["b"], r.get("metric", ""), r.get("distance"), r.get("paths"))
+        for key, image_id in dict(data.get("keep", {})).items():
+            self.store.keep(key, image_id)
+        try:
+            path.rename(path.with_name(path.name + ".imported"))
+        except OSError as exc:  # a read-only folder: importing again changes nothing
+            log.debug("kept %s: %s", path, exc)
 
     def load(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            data = {}
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UsageError(f"cannot read the duplicate reviews in {self.path}: {exc}") from exc
-        return {"not_same": list(data.get("not_same", [])), "keep": dict(data.get("keep", {}))}
-
-    def _save(self, data: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, self.path)
+        """``{"not_same": [judgments], "keep": {group key: image id}}``."""
+        return self.store.export()
 
     def mark_not_same(self, a: int, b: int, metric: str, distance: float | None = None,
                       paths: tuple[str, str] | None = None) -> None:
-        with self._lock:
-            data = self.load()
-            pair = sorted((int(a), int(b)))
-            if not any(sorted((r["a"], r["b"])) == pair for r in data["not_same"]):
-                data["not_same"].append({"a": pair[0], "b": pair[1], "metric": metric, "distance": distance,
-                                         "paths": list(paths) if paths else None, "label": "different",
-                                         "at": dt.datetime.now(dt.timezone.utc).isoformat()})
-            self._save(data)
+        self.store.mark_not_same(a, b, metric, distance, paths)
 
     def keep(self, group_key: str, image_id: int) -> None:
-        with self._lock:
-            data = self.load()
-            data["keep"][group_key] = int(image_id)
-            self._save(data)
+        self.store.keep(group_key, image_id)
 
     def not_same_pairs(self) -> set[tuple[int, int]]:
-        return {(min(r["a"], r["b"]), max(r["a"], r["b"])) for r in self.load()["not_same"]}
+        return self.store.not_same_pairs()
 
 
 def group_key(metric: str, ids: list[int]) -> str:

@@ -111,7 +111,7 @@ def main() -> None:
         st.download_button("Reviews as judgments (JSON)", json.dumps(data, indent=1), "duplicate-reviews.json",
                            mime="application/json", key="dl_reviews")
         st.caption(f"{len(data['not_same'])} pairs marked not the same photo, {len(data['keep'])} copies "
-                   f"chosen; kept in {svc.path / 'ui-reviews.json'}. Nothing is deleted from disk.")
+                   "chosen; kept in the library's database. Nothing is deleted from disk.")
 
 
 with kit.guard("Library"):
