@@ -109,8 +109,16 @@ def test_study_and_compare_in_a_real_browser(library: Path, photos: list[Path], 
         browser.settle(page, "near-duplicate group")
         assert "1 near-duplicate group under effnet-lite0" in page.inner_text("body")
         browser.screenshot(page, shots / "library.png")
+        page.get_by_role("button", name="Keep this copy").last.click()  # a reviewer's decisions
+        browser.settle(page, "Kept")
+        page.get_by_role("button", name="Not the same photo").first.click()
+        browser.settle(page, "1 pair marked not the same photo")
+        body = page.inner_text("body")
+        assert "1 pair marked not the same photo, 1 copy chosen; kept in the library's database" in body
+        assert "keeping first-cropped.jpg" in body  # the copy kept, by its file name
+        browser.screenshot(page, shots / "library-reviewed.png")
         chrome.close()
     assert seconds < 60
     assert sorted(p.name for p in shots.glob("*.png")) == [
-        "compare.png", "design.png", "library.png", "participate-consent.png", "participate-done.png",
+        "compare.png", "design.png", "library-reviewed.png", "library.png", "participate-consent.png", "participate-done.png",
         "participate-trial.png", "results.png"]

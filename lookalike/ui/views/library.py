@@ -64,7 +64,8 @@ def _review(svc: kit.Services, metric: str) -> None:
         gkey = group_key(metric, ids)
         tiles = thumbs(svc, ids)
         with st.container(border=True, key=f"group_{gi}"):
-            st.markdown(f"**Group of {len(members)}**" + (f" · keeping image {keep[gkey]}" if gkey in keep else ""))
+            kept = next((Path(m[1]).name for m in members if m[0] == keep.get(gkey)), None)
+            st.markdown(f"**Group of {len(members)}**" + (f" · keeping {kept}" if kept else ""))
             cols = st.columns(min(len(members), 5))
             ref = members[0]
             for n, member in enumerate(members):
@@ -110,8 +111,10 @@ def main() -> None:
     if data["not_same"] or data["keep"]:
         st.download_button("Reviews as judgments (JSON)", json.dumps(data, indent=1), "duplicate-reviews.json",
                            mime="application/json", key="dl_reviews")
-        st.caption(f"{len(data['not_same'])} pairs marked not the same photo, {len(data['keep'])} copies "
-                   "chosen; kept in the library's database. Nothing is deleted from disk.")
+        pairs, copies = len(data["not_same"]), len(data["keep"])
+        st.caption(f"{pairs} pair{'' if pairs == 1 else 's'} marked not the same photo, {copies} "
+                   f"cop{'y' if copies == 1 else 'ies'} chosen; kept in the library's database. "
+                   "Nothing is deleted from disk.")
 
 
 with kit.guard("Library"):
