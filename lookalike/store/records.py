@@ -267,10 +267,7 @@ class LibraryRecords:
     def orphan_contents(self) -> list[int]:
         """Contents no file refers to, except those a study shows (kept on purpose), by id."""
         with self.db.session() as s:
-            ids = list(s.scalars(select(Content.id).where(
-                ~exists().where(Image.content_id == Content.id)).order_by(Content.id)))
-            kept = study_content_ids(s, ids) if ids else set()
-        return [c for c in ids if c not in kept]
+            return sorted(RecordsWriter(s).orphan_contents())  # a read: nothing is committed
 
     # -- roots and the database itself ------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ Configuration comes from the environment ``lookalike ui`` sets for the Streamlit
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -132,8 +133,12 @@ class Services:
 
     # -- duplicate reviews (in the library's database) -------------------------------------------------
 
+    @functools.cached_property
+    def _reviews(self) -> Reviews:
+        return Reviews(self.library)  # made once: the old file is looked for once per process
+
     def reviews(self) -> Reviews:
-        return Reviews(self.library)
+        return self._reviews
 
     def participant_link(self, public_id: str, base: str | None = None) -> str:
         root = (base or self.base_url or "").rstrip("/")
