@@ -255,8 +255,9 @@ def test_reviews_an_older_version_kept_in_a_file_are_imported_once(library: Path
     (library / sv.REVIEWS_FILE).write_text(json.dumps({
         "not_same": [{"a": a, "b": b, "metric": "effnet-lite0", "distance": 0.3, "paths": None,
                       "label": "different", "at": "2026-11-30T10:00:00+00:00"},
-                     {"a": a, "b": 10**6, "metric": "effnet-lite0"}],  # an image that left the library
-        "keep": {f"effnet-lite0:{a}": b}}))
+                     {"a": a, "b": 10**6, "metric": "effnet-lite0"},  # an image that left the library
+                     {"a": "x", "b": [1]}, "junk", {"b": b}],  # malformed entries are skipped
+        "keep": {f"effnet-lite0:{a}": b, "effnet-lite0:bad": "not an id"}}))
     svc = sv.Services.open(library)
     try:
         assert svc.reviews().not_same_pairs() == {(min(a, b), max(a, b))}

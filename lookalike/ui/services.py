@@ -164,10 +164,23 @@ class Reviews:
             return
         except (OSError, json.JSONDecodeError) as exc:
             raise UsageError(f"cannot read the duplicate reviews in {path}: {exc}") from exc
-        for r in data.get("not_same", []):  # decisions on images that left the library are dropped
-            self.store.mark_not_same(r["a"], r["b"], r.get("metric", ""), r.get("distance"), r.get("paths"))
-        for key, image_id in dict(data.get("keep", {})).items():
-            self.store.keep(key, image_id)
+        if not isinstance(data, dict):
+            raise UsageError(f"{path} is not a file of duplicate reviews")
+        skipped = 0
+        for r in data.get("not_same") or []:  # decisions on images that left the library are dropped
+            try:
+                self.store.mark_not_same(int(r["a"]), int(r["b"]), str(r.get("metric", "")),
+                                         None if r.get("distance") is None else float(r["distance"]),
+                                         [str(p) for p in r.get("paths") or []] or None)
+            except (KeyError, TypeError, ValueError):  # a malformed entry (a library from elsewhere)
+                skipped += 1
+        for key, image_id in dict(data.get("keep") or {}).items():
+            try:
+                self.store.keep(str(key), int(image_id))
+            except (TypeError, ValueError):
+                skipped += 1
+        if skipped:
+            log.warning("%s: %d malformed duplicate review(s) skipped", path, skipped)
         try:
             path.rename(path.with_name(path.name + ".imported"))
         except OSError as exc:  # a read-only folder: importing again changes nothing
