@@ -7,14 +7,20 @@ PHOTOS ?= $(shell test -d ../shared/photos && echo ../shared/photos)
 METRIC ?= effnet-lite0
 LIBRARY ?= .lookalike
 
-$(BIN)/lookalike: pyproject.toml
+# What the suite is proven on: every package pinned in constraints.txt (refresh: make lock).
+EXTRAS := test,postgres,demo
+LOCK := constraints.txt
+DINOV2 := dinov2==0.0.1.dev2  # DINOv2 code for the parity tests (it pins torch 2.0: installed --no-deps)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+$(BIN)/lookalike: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,postgres,demo]'
-	$(BIN)/python -m pip install -q --no-deps dinov2==0.0.1.dev2  # DINOv2 code for parity tests (pins torch 2.0)
+	$(BIN)/python -m pip install -q -c $(LOCK) -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q --no-deps $(DINOV2)
 	touch $@
 
-.PHONY: install demo test bench
+.PHONY: install demo test test-latest test-seeds lock bench
 install: $(BIN)/lookalike
 
 demo: install
@@ -25,8 +31,33 @@ demo: install
 	$(BIN)/lookalike status --library "$(LIBRARY)" && \
 	$(BIN)/lookalike search $$queries --library "$(LIBRARY)" -k 5 --exclude-self
 
+# Two pytest workers (one per core); each test file runs whole on one worker, so its module
+# fixtures are built once.
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+
+# The suite at the newest versions pyproject's ranges allow (no lock), in a venv of its own: drift
+# shows up here before users meet it.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST) && $(PY) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade pip
+	$(LATEST)/bin/python -m pip install -q -e '.[$(EXTRAS)]' && $(LATEST)/bin/python -m pip install -q --no-deps $(DINOV2)
+	$(LATEST)/bin/python -m pip freeze --exclude-editable | diff $(LOCK) - | grep '^[<>]' || echo "same versions as $(LOCK)"
+	$(LATEST)/bin/python -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+
+# The learning tests under five seeds (data, splits, initialisation and batch order all follow it).
+test-seeds: install
+	for s in 0 1 2 3 4; do LOOKALIKE_TEST_SEED=$$s $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile -m learning $(PYTEST_ARGS) || exit 1; done
+
+# Refresh the lock: resolve pyproject's ranges afresh in a scratch venv and pin what it installed.
+lock:
+	rm -rf .venv-lock && $(PY) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q -e '.[$(EXTRAS)]' && .venv-lock/bin/python -m pip install -q --no-deps $(DINOV2)
+	{ echo "# Exact versions the test suite is proven on; made by 'make lock' ($$(date -u +%F)), used by 'make install'."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > $(LOCK)
+	rm -rf .venv-lock
 
 bench: install
 	$(BIN)/python -m pip install -q -e '.[bench]' && $(BIN)/python -m pip install -q --no-deps autofaiss==2.18.0

@@ -27,6 +27,13 @@ def photos() -> list[Path]:
     return photo_paths()
 
 
+@pytest.fixture(scope="session")
+def seed() -> int:
+    """The learning tests' seed (data, splits, initialisation, batch order): ``LOOKALIKE_TEST_SEED``,
+    0 unless set. ``make test-seeds`` runs the tests marked ``learning`` under seeds 0-4."""
+    return int(os.environ.get("LOOKALIKE_TEST_SEED", "0"))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test touches the user's cache: LOOKALIKE_HOME points at a fresh folder."""

@@ -38,9 +38,9 @@ def colour_judge(ref: Path, options: Sequence[Path]) -> int:
     return int(np.argmin([np.abs(hist(o) - h).sum() for o in options]))
 
 
-def _library_photos(folder: Path, photos: list[Path]) -> list[tuple[Path, Path, Path]]:
+def _library_photos(folder: Path, photos: list[Path], seed: int) -> list[tuple[Path, Path, Path]]:
     """Per photo: itself, a reframed copy (same colours) and a grey copy (same framing)."""
-    rng = random.Random(0)
+    rng = random.Random(seed)
     out = []
     folder.mkdir(parents=True)
     for i, p in enumerate(photos):
@@ -62,9 +62,10 @@ def _top_paths(result: dict) -> dict[str, str]:
 
 
 @pytest.mark.slow  # three effnet-lite0 passes over 180 images on the CPU
-def test_study_tune_index_search_study_prefers_the_tuned_metric(tmp_path: Path, photos: list[Path]) -> None:
+@pytest.mark.learning
+def test_study_tune_index_search_study_prefers_the_tuned_metric(tmp_path: Path, photos: list[Path], seed: int) -> None:
     lib, pics = tmp_path / "lib", tmp_path / "pics"
-    sets = _library_photos(pics, photos[:N_REFS])
+    sets = _library_photos(pics, photos[:N_REFS], seed)
     run_cli("index", str(pics), "--library", str(lib), "-m", BASE, "-q", check=True)
 
     with StudyService.open(lib, admin_token=ADMIN) as svc:
@@ -74,12 +75,13 @@ def test_study_tune_index_search_study_prefers_the_tuned_metric(tmp_path: Path, 
                                               practice_trials=0, sentinels=0, min_response_ms=0.0),
                          admin_token=ADMIN)
         pid = svc.study_info("pairs", admin_token=ADMIN)["public_id"]
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(seed)
         for _ in range(3):
             run_participant(svc, pid, colour_judge, rng)
         [data_csv] = svc.export("pairs", tmp_path / "export", "nights", admin_token=ADMIN)
 
-    proc = run_cli("tune", BASE, "--data", str(data_csv.parent), "--method", "mlp", "--name", TUNED, "--json", "-q")
+    proc = run_cli("tune", BASE, "--data", str(data_csv.parent), "--method", "mlp", "--name", TUNED, "--seed", str(seed),
+                   "--json", "-q")
     assert proc.returncode == 0, proc.stderr
     tuned = json.loads(proc.stdout)
     assert tuned["scores"]["tuned"]["val_2afc"] > tuned["scores"]["base"]["val_2afc"], tuned["report"]
@@ -103,7 +105,7 @@ def test_study_tune_index_search_study_prefers_the_tuned_metric(tmp_path: Path, 
                                                   trials_per_participant=N_REFS, practice_trials=0,
                                                   sentinels=0, min_response_ms=0.0), admin_token=ADMIN)
         pid = svc.study_info("retrieval", admin_token=ADMIN)["public_id"]
-        rng = np.random.default_rng(1)
+        rng = np.random.default_rng(seed + 1)
         for _ in range(3):
             run_participant(svc, pid, colour_judge, rng)
         shares = svc.results("retrieval", admin_token=ADMIN, replicates=200)["shares"]

@@ -16,15 +16,16 @@ from tests.tune_data import write_rule_rankings
 
 
 @pytest.fixture(scope="module")
-def rankings(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> Path:
-    return write_rule_rankings(tmp_path_factory.mktemp("rank") / "data", photos[:60])
+def rankings(tmp_path_factory: pytest.TempPathFactory, photos: list[Path], seed: int) -> Path:
+    return write_rule_rankings(tmp_path_factory.mktemp("rank") / "data", photos[:60], seed=seed)
 
 
-def test_clpips_raises_held_out_spearman(rankings: Path) -> None:
-    result = tune("lpips-alex-random", rankings, "lpips-linear", "lpips-mine", lr=3e-2, epochs=40, progress=False)
+@pytest.mark.learning
+def test_clpips_raises_held_out_spearman(rankings: Path, seed: int) -> None:
+    result = tune("lpips-alex-random", rankings, "lpips-linear", "lpips-mine", lr=3e-2, epochs=40, progress=False,
+                  seed=seed)
     assert result is not None
     s = result.record["scores"]
-    print(s)
     assert s["base"]["test_spearman"] < -0.5  # the base metric follows the noise, people the blur
     assert s["tuned"]["test_spearman"] > s["base"]["test_spearman"] + 0.5
     assert s["tuned"]["val_spearman"] > s["base"]["val_spearman"] + 0.5
@@ -37,7 +38,7 @@ def test_clpips_raises_held_out_spearman(rankings: Path) -> None:
     assert data["layout"] == "rankings"
     from lookalike.tune.datasets import load
 
-    td = load(rankings, seed=0)
+    td = load(rankings, seed=seed)
     test_ranked = td.ranked["test"]
     from lookalike.judgments.datasets import Judgments
 
