@@ -114,7 +114,7 @@ def index(folder: Path, lib: Path) -> float:
 def lookalike_rows(lib_path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Groups by lookalike's three rules, as file-name groups, with timings; and the vectors."""
     from lookalike.search.dupes import calibrate, near_duplicate_groups
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
     out: dict[str, Any] = {}
     with Library.open(lib_path) as lib:
@@ -233,7 +233,7 @@ def main() -> None:
         for p in cal_photos + eval_photos:
             shutil.copy(p, full_folder / p.name)
         index(full_folder, full_lib)
-        from lookalike.search.library import Library
+        from lookalike.library.service import Library
 
         with Library.open(full_lib) as full:
             full.duplicates(METRIC, k=1)  # warm up: the model-free parts (index load, OpenCV)

@@ -8,7 +8,7 @@ import pytest
 from lookalike.embed.pipeline import Prepared
 from lookalike.embed.registry import get_config
 from lookalike.errors import NotAnImageError, UsageError
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.listing import FileEntry
 from lookalike.indexer.run import EmbedJob, Embedder, InProcess, IndexOptions, embed_batch, embed_chunk, index_library
 from lookalike.indexer.writer import FileResult, LibraryWriter
@@ -17,7 +17,7 @@ from tests.dbfixtures import db_url  # noqa: F401
 
 @pytest.fixture
 def writer(tmp_path, db_url):  # noqa: F811
-    lib = LibraryStore.open(tmp_path / "lib", db_url=db_url, create=True, writable=True)
+    lib = LibraryFolder.open(tmp_path / "lib", db_url=db_url, create=True, writable=True)
     yield LibraryWriter(lib, [get_config("tiny-vit")])
     lib.close()
 
@@ -113,7 +113,7 @@ def test_a_distributor_runs_the_mapper_of_an_indexing_run(photos, tmp_path):
     for p in photos[:5]:
         shutil.copy(p, pics / p.name)
     dist = CountingDistributor()
-    with LibraryStore.open(tmp_path / "lib", create=True, writable=True) as lib:
+    with LibraryFolder.open(tmp_path / "lib", create=True, writable=True) as lib:
         report = index_library(lib, [pics], IndexOptions(metrics=["tiny-vit"], batch_size=2, workers=0,
                                                          progress=False), distributor=dist)
     assert dist.batches == 3 and report.embedded == {"tiny-vit": 5}

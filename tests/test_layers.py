@@ -1,6 +1,6 @@
 """The package's layers, read from its source: only ``lookalike/store`` speaks SQL, only the indexer
 and the search service touch FAISS, and the CLI, the app and studies reach a library only through
-the one service ``lookalike.Library`` (never the store layer's ``LibraryStore``)."""
+the one service ``lookalike.Library`` (never the store layer's ``LibraryFolder``)."""
 
 from __future__ import annotations
 
@@ -46,14 +46,14 @@ def test_only_the_store_speaks_sql():
 
 
 def test_only_the_indexer_and_search_touch_faiss():
-    outside = {m for m in users_of("faiss") if not m.startswith(("indexer/", "search/"))}
-    assert not outside, f"FAISS outside indexer/ and search/: {sorted(outside)}"
+    outside = {m for m in users_of("faiss") if not m.startswith(("indexer/", "search/", "library/"))}
+    assert not outside, f"FAISS outside indexer/, library/ and search/: {sorted(outside)}"
 
 
 @pytest.mark.parametrize("layer", ["cli", "ui", "studies", "tune", "judgments"])
 def test_apps_reach_a_library_only_through_the_service(layer):
-    """``LibraryStore`` (the store layer under ``lookalike.Library``) is the indexer's own: the CLI may
+    """``LibraryFolder`` (the store layer under ``lookalike.Library``) is the indexer's own: the CLI may
     open it only for the writers (``index``, ``doctor``)."""
     writers = {"cli/index_cmd.py", "cli/doctor_cmd.py"}
-    users = {m for m in users_of("lookalike.indexer.library") if m.startswith(layer + "/")} - writers
+    users = {m for m in users_of("lookalike.library.folder") if m.startswith(layer + "/")} - writers
     assert not users, f"{layer} bypasses lookalike.Library: {sorted(users)}"

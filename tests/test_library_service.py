@@ -38,7 +38,7 @@ def small(photos, tmp_path):
 
 
 def test_lookalike_library_is_the_search_service():
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
     assert lookalike.Library is Library
 

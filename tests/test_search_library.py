@@ -11,7 +11,7 @@ from PIL import Image
 
 from lookalike.embed.registry import create_metric
 from lookalike.errors import UsageError
-from lookalike.search.library import Library
+from lookalike.library.service import Library
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     if "lookalike" not in out:
-        import lookalike
+        from lookalike._version import __version__
 
-        out["lookalike"] = lookalike.__version__
+        out["lookalike"] = __version__
     return out
 
 

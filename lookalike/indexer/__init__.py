@@ -1,8 +1,8 @@
 """Indexing a photo library: listing files, embedding, writing SQL rows and FAISS vectors.
 
-Public API (see :mod:`lookalike.indexer.library` for the full contract)::
+Public API (see :mod:`lookalike.library.folder` for the full contract)::
 
-    from lookalike.indexer.library import LibraryStore, VectorIndex
+    from lookalike.library.folder import LibraryFolder, VectorIndex
     from lookalike.indexer.run import IndexOptions, index_library
 
 Stages, each a small module: :mod:`~lookalike.indexer.listing` (walk folders) ->

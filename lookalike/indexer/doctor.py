@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from lookalike.embed.registry import library_config
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.plan import under
-from lookalike.indexer.vectors import VectorIndex
+from lookalike.library.vectors import VectorIndex
 from lookalike.store.records import Metric
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Finding:
         return asdict(self)
 
 
-def unavailable_roots(lib: LibraryStore) -> list[str]:
+def unavailable_roots(lib: LibraryFolder) -> list[str]:
     """Roots that are missing or hold nothing at all (an unmounted drive's empty mount point)."""
     return [r for r in lib.records.roots() if not os.path.lexists(r) or _empty_folder(r)]
 
@@ -61,7 +61,7 @@ def _empty_folder(path: str) -> bool:
         return False
 
 
-def vanished_files(lib: LibraryStore, prune: bool = False) -> tuple[list[str], list[str]]:
+def vanished_files(lib: LibraryFolder, prune: bool = False) -> tuple[list[str], list[str]]:
     """Indexed paths that no longer exist: ``(gone, kept)``; ``kept`` are those under an
     unavailable root (all of them count as gone with ``prune``)."""
     blind = [] if prune else unavailable_roots(lib)
@@ -70,7 +70,7 @@ def vanished_files(lib: LibraryStore, prune: bool = False) -> tuple[list[str], l
     return [p for p in paths if not under(p, blind)], kept
 
 
-def diagnose(lib: LibraryStore, prune: bool = False) -> list[Finding]:
+def diagnose(lib: LibraryFolder, prune: bool = False) -> list[Finding]:
     """Every inconsistency found, without changing anything."""
     out: list[Finding] = []
     gone, kept = vanished_files(lib, prune)
@@ -106,7 +106,7 @@ def diagnose(lib: LibraryStore, prune: bool = False) -> list[Finding]:
     return out
 
 
-def _check_index(lib: LibraryStore, row: Metric) -> list[Finding]:
+def _check_index(lib: LibraryFolder, row: Metric) -> list[Finding]:
     path = lib.index_path(row.name)
     db_ids = lib.ids(row.name)
     if not path.is_file():
@@ -135,7 +135,7 @@ def _check_index(lib: LibraryStore, row: Metric) -> list[Finding]:
     return out
 
 
-def repair(lib: LibraryStore, wait: bool = False, workers: int | None = None,
+def repair(lib: LibraryFolder, wait: bool = False, workers: int | None = None,
            device: str | None = None, prune: bool = False) -> list[str]:
     """Fix everything :func:`diagnose` can fix; returns what was done (one line each)."""
     from lookalike.indexer.run import IndexOptions, index_library

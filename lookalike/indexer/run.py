@@ -24,7 +24,7 @@ from lookalike.embed.config import MetricConfig
 from lookalike.embed.pipeline import Prepared, batched, prepare_files
 from lookalike.embed.registry import library_config
 from lookalike.files import PATH_TOO_LONG, display_path
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.listing import FileEntry, walk
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.plan import make_plan
@@ -84,7 +84,7 @@ class IndexReport:
         return out
 
 
-def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]] | None = None,
+def index_library(library: LibraryFolder, roots: Sequence[str | os.PathLike[str]] | None = None,
                   options: IndexOptions | None = None, embedder: Embedder | None = None,
                   configs: Sequence[MetricConfig] | None = None,
                   distributor: Distributor | None = None) -> IndexReport:
@@ -117,7 +117,7 @@ def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]]
     return report
 
 
-def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
+def _index(library: LibraryFolder, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
            opts: IndexOptions, embedder: Embedder | None, configs: Sequence[MetricConfig],
            stop: StopSignals, distributor: Distributor | None = None) -> IndexReport:
     top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
@@ -219,7 +219,7 @@ class StopSignals:
             signal.signal(sig, old)
 
 
-def run_metrics(library: LibraryStore, requested: Sequence[str]) -> list[str]:
+def run_metrics(library: LibraryFolder, requested: Sequence[str]) -> list[str]:
     """The metrics a run brings up to date: every metric of the library plus the requested ones.
 
     A library's metrics cover all of its images: adding a metric (``index DIR --metric X``) embeds
@@ -228,7 +228,7 @@ def run_metrics(library: LibraryStore, requested: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*library.metrics(), *requested]))
 
 
-def resolve_config(library: LibraryStore, name: str) -> MetricConfig:
+def resolve_config(library: LibraryFolder, name: str) -> MetricConfig:
     """The registered config of ``name``; a config stored in the library is never built."""
     stored = library.provenance(name) if name in library.metrics() else None
     config = library_config(name, stored, allow_changed=True)  # the writer compares (or --rebuild)
@@ -240,7 +240,7 @@ def resolve_config(library: LibraryStore, name: str) -> MetricConfig:
     return config
 
 
-def known_roots(library: LibraryStore) -> list[str]:
+def known_roots(library: LibraryFolder) -> list[str]:
     roots = library.records.roots()
     if not roots:
         from lookalike.errors import UsageError

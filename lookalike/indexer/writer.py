@@ -4,7 +4,7 @@ Each :meth:`LibraryWriter.flush` is one database transaction (contents, file row
 orphan clean-up); only after it commits are the vectors added to the in-memory FAISS indexes, and
 those are saved (atomically) from time to time and at :meth:`LibraryWriter.finish`. A writer killed
 at any moment therefore loses at most the uncommitted batch; the next writer's
-:meth:`~lookalike.indexer.library.LibraryStore.load_index` adds whatever the saved FAISS file lacks.
+:meth:`~lookalike.library.folder.LibraryFolder.load_index` adds whatever the saved FAISS file lacks.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 from lookalike.embed.config import MetricConfig, same_metric
 from lookalike.errors import UsageError
 from lookalike.indexer.factory import choose_factory
-from lookalike.indexer.library import LibraryStore, SyncReport
+from lookalike.library.folder import LibraryFolder, SyncReport
 from lookalike.indexer.plan import KnownFile
-from lookalike.indexer.vectors import VectorIndex
+from lookalike.library.vectors import VectorIndex
 from lookalike.store.records import FAILED, OK, SKIPPED, Metric
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def safe_text(text: str | None) -> str | None:
 class LibraryWriter:
     """Applies indexing results to a library opened with ``writable=True`` (caller holds the lock)."""
 
-    def __init__(self, library: LibraryStore, configs: Sequence[MetricConfig], factory: str | None = None,
+    def __init__(self, library: LibraryFolder, configs: Sequence[MetricConfig], factory: str | None = None,
                  rebuild: bool = False, save_every_s: float = 60.0) -> None:
         self.library = library
         self.records = library.records

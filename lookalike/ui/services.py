@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lookalike.errors import LookalikeError, UsageError
 
 if TYPE_CHECKING:
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
     from lookalike.studies.service import StudyService
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,13 @@ A library is a folder (default ``./.lookalike``, or ``$LOOKALIKE_LIBRARY``) hold
 The database is the source of truth: it holds every file's row, one row per distinct content
 (sha256) whose ``id`` is the FAISS vector id in every index, and the full-precision float32 vector
 of every (metric, content). The FAISS files are a cache of those vectors for fast search: when a
-file lags behind the database (a writer was killed before saving it), :meth:`LibraryStore.vector_index`
+file lags behind the database (a writer was killed before saving it), :meth:`LibraryFolder.vector_index`
 brings the in-memory index up to date from the database, so readers always search exactly the
 committed vectors. Example::
 
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
 
-    with LibraryStore.open(".lookalike") as lib:
+    with LibraryFolder.open(".lookalike") as lib:
         index = lib.vector_index("effnet-lite0")
         dist, ids = index.search(lib.vectors("effnet-lite0", [some_id]), k=10)
         paths = lib.paths_for(ids[0][ids[0] >= 0].tolist())
@@ -39,11 +39,11 @@ import numpy as np
 
 from lookalike.atomic import atomic_write_bytes
 from lookalike.errors import UsageError
-from lookalike.indexer.vectors import VectorIndex, index_filename
+from lookalike.library.vectors import VectorIndex, index_filename
 from lookalike.store.records import CHUNK, LibraryRecords, RecordsWriter, Metric
 from lookalike.store.db import Store, open_store, sqlite_url
 
-__all__ = ["LibraryStore", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
+__all__ = ["LibraryFolder", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class SyncReport:
         return bool(self.added or self.removed or self.rebuilt)
 
 
-class LibraryStore:
-    """An open library. Build with :meth:`LibraryStore.open`; use as a context manager or ``close()``.
+class LibraryFolder:
+    """An open library. Build with :meth:`LibraryFolder.open`; use as a context manager or ``close()``.
 
     This is the store layer; applications use the service :class:`lookalike.Library` built over it.
     All ids are ``contents.id`` values: the FAISS ids of every metric's index. Several paths with
@@ -101,7 +101,7 @@ class LibraryStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, db_url: str | None = None,
-             create: bool = False, writable: bool = False) -> LibraryStore:
+             create: bool = False, writable: bool = False) -> LibraryFolder:
         """Open the library folder ``path`` (default: ``$LOOKALIKE_LIBRARY`` or ``./.lookalike``).
 
         ``db_url``: a SQLAlchemy URL (``postgresql+psycopg://user@host/db``) to use instead of the
@@ -186,7 +186,7 @@ class LibraryStore:
             self._indexes.clear()
             return True
 
-    def __enter__(self) -> LibraryStore:
+    def __enter__(self) -> LibraryFolder:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -194,7 +194,7 @@ class LibraryStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"LibraryStore({str(self.path)!r}, {self.store!r})"
+        return f"LibraryFolder({str(self.path)!r}, {self.store!r})"
 
     # -- metrics and vectors ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from lookalike.errors import UsageError
 from lookalike.search.hits import Hit, QueryResult, SearchResult
 
 if TYPE_CHECKING:
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,11 @@ class Library:
     Ids are content ids (:attr:`ImageInfo.image_id`). One open library may be shared by the threads
     of a server process: caches are locked, and every read first checks the database's generation
     counter (one cheap query), reloading indexes after another process's writer committed. Opening
-    never writes to the library's database (a writer is :class:`LibraryStore` with
+    never writes to the library's database (a writer is :class:`LibraryFolder` with
     ``writable=True``, used by the indexer).
     """
 
-    def __init__(self, store: LibraryStore, device: str | None = None) -> None:
+    def __init__(self, store: LibraryFolder, device: str | None = None) -> None:
         self._lib = store
         self._device = device
         self._metrics: dict[str, Any] = {}
@@ -104,10 +104,10 @@ class Library:
     def open(cls, path: str | os.PathLike[str] | None = None, db_url: str | None = None,
              device: str | None = None) -> Library:
         """Open the library folder ``path`` (default ``$LOOKALIKE_LIBRARY`` or ``./.lookalike``)
-        read-only; ``db_url`` as in :meth:`LibraryStore.open`; ``device`` for embedding queries."""
-        from lookalike.indexer.library import LibraryStore
+        read-only; ``db_url`` as in :meth:`LibraryFolder.open`; ``device`` for embedding queries."""
+        from lookalike.library.folder import LibraryFolder
 
-        return cls(LibraryStore.open(path, db_url=db_url), device=device)
+        return cls(LibraryFolder.open(path, db_url=db_url), device=device)
 
     def close(self) -> None:
         self._lib.close()
@@ -126,7 +126,7 @@ class Library:
         return Path(self._lib.path)
 
     @property
-    def store(self) -> LibraryStore:
+    def store(self) -> LibraryFolder:
         """The store layer underneath (database rows, FAISS files)."""
         return self._lib
 
@@ -145,7 +145,7 @@ class Library:
     def status(self) -> dict[str, Any]:
         """A JSON-able summary: files, contents, metrics and their coverage, roots, problems
         (what ``lookalike status --json`` prints)."""
-        from lookalike.indexer.status import library_status
+        from lookalike.library.status import library_status
 
         return library_status(self._lib)
 
