@@ -161,7 +161,7 @@ def imagededup_rows(folder: Path, vectors: dict[str, np.ndarray]) -> dict[str, A
 
 def calibrate_candidate(photos: list[Path], seed: int = 1) -> dict[str, Any]:
     """Candidate threshold from calibration photos: the CANDIDATE_QUANTILE of copy distances."""
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
     from lookalike.search.verify import features, verify_features
 
     metric = create_metric(METRIC, device="cpu")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import PHOTOS, machine, write_result  # noqa: E402
 from lookalike.embed.pipeline import prepare_files  # noqa: E402
-from lookalike.embed.registry import create_metric  # noqa: E402
+from lookalike.embed.factory import create_metric  # noqa: E402
 from lookalike.files import expand_inputs  # noqa: E402
 from lookalike.library.folder import LibraryFolder  # noqa: E402
 from lookalike.indexer.run import Embedder, IndexOptions, index_library  # noqa: E402

@@ -85,7 +85,7 @@ def test_bands_from_samples_are_non_decreasing() -> None:
 def test_real_photos_group_with_their_edits(photos) -> None:
     """8 real photos, each with a re-encoded and an edited copy: the calibrated threshold finds
     exactly the 8 groups of 3 (and a zero threshold none)."""
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
 
     metric = create_metric("effnet-lite0", device="cpu")
     chosen = photos[::30][:8]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.embed.registry import create_metric
+from lookalike.embed.factory import create_metric
 from lookalike.errors import UsageError
 from lookalike.indexer.doctor import diagnose, repair
 from lookalike.library.folder import LibraryFolder, LibraryNotFoundError

@@ -20,10 +20,9 @@ from tests.dbfixtures import copy_photos
 from tests.weights_server import random_bytes, server  # noqa: F401 (server is a fixture)
 
 from lookalike.embed.config import MetricConfig, UnsafeConfigError, WeightFile, check_config
-from lookalike.embed.metric import import_builder
+from lookalike.embed.factory import create_metric, import_builder
 from lookalike.embed.registry import (
     UnregisteredMetricError,
-    create_metric,
     get_config,
     library_config,
     list_metrics,

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.embed.registry import create_metric, get_config, list_metrics
+from lookalike.embed.factory import create_metric
+
+from lookalike.embed.registry import get_config, list_metrics
 from lookalike.errors import UsageError, WeightsCorruptError
 from lookalike.tune import bundles
 from lookalike.tune.trainer import runs_dir, tune

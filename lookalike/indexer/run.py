@@ -232,7 +232,7 @@ def resolve_config(library: LibraryFolder, name: str) -> MetricConfig:
     """The registered config of ``name``; a config stored in the library is never built."""
     stored = library.provenance(name) if name in library.metrics() else None
     config = library_config(name, stored, allow_changed=True)  # the writer compares (or --rebuild)
-    if config.options.get("kind") == "pairwise":
+    if config.kind == "pairwise":
         from lookalike.errors import UsageError
 
         raise UsageError(f"{name} is a pairwise metric (it compares two images; it has no vectors to "
@@ -259,7 +259,7 @@ class Embedder:
 
     def embed(self, name: str, arrays: np.ndarray) -> np.ndarray:
         if name not in self._metrics:
-            from lookalike.embed.registry import create_metric
+            from lookalike.embed.factory import create_metric
 
             log.info("loading %s…", name)
             self._metrics[name] = create_metric(self.configs[name], device=self.device)

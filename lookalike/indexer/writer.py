@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.embed.config import MetricConfig, same_metric
+from lookalike.embed.config import MetricConfig
+from lookalike.embed.provenance import check_same_metric, same_metric
 from lookalike.errors import UsageError
 from lookalike.indexer.factory import choose_factory
 from lookalike.library.folder import LibraryFolder, SyncReport
@@ -110,9 +111,7 @@ class LibraryWriter:
             else:
                 if not same_metric(row.provenance, config):
                     if not rebuild:
-                        raise UsageError(
-                            f"the library's {config.name} vectors were made by a different config of "
-                            f"that metric; re-embed everything with --rebuild")
+                        check_same_metric(row.provenance, config)
                     log.warning("rebuilding %s: its config changed", config.name)
                     w.clear_vectors(row.id)
                     row.provenance, row.dim, row.distance = prov, config.dim, config.distance
@@ -279,17 +278,17 @@ class LibraryWriter:
     def _pinned_provenance(self, name: str) -> dict[str, Any] | None:
         """The metric's provenance with the weight digests pinned since it was recorded (the first
         download of a file without a catalog checksum), or ``None`` when nothing new is known."""
-        from lookalike.embed.config import fingerprint
+        from lookalike.embed.provenance import digest_fingerprint, weight_digests
 
         prov, config = self.rows[name].provenance, self.configs.get(name)
         then = prov.get("weights_sha256") if isinstance(prov, dict) else None
         if config is None or not isinstance(then, dict):
             return None
-        now = config.weight_digests()
+        now = weight_digests(config)
         if all(then.get(n) == d or d is None for n, d in now.items()):
             return None
         digests = {n: then.get(n) or d for n, d in now.items()}
-        return {**prov, "weights_sha256": digests, "fingerprint": fingerprint(prov["config"], digests)}
+        return {**prov, "weights_sha256": digests, "fingerprint": digest_fingerprint(prov["config"], digests)}
 
     def wanted_factory(self, name: str) -> str:
         row, index = self.rows[name], self.indexes[name]

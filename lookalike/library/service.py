@@ -284,14 +284,12 @@ class Library:
 
     def _metric_locked(self, name: str) -> Any:
         if name not in self._metrics:
-            from lookalike.embed.registry import create_metric
+            from lookalike.embed.factory import create_metric
+
+            from lookalike.embed.provenance import check_same_metric
 
             metric = create_metric(name, device=self._device)
-            from lookalike.embed.config import same_metric
-
-            if not same_metric(self._lib.provenance(name), metric.config):
-                raise UsageError(f"the library's {name!r} index was built with a different config "
-                                 "(weights, preprocessing); re-index it with `lookalike index`")
+            check_same_metric(self._lib.provenance(name), metric.config)
             self._metrics[name] = metric
         return self._metrics[name]
 
@@ -351,7 +349,7 @@ class Library:
 
     def _content_of_file(self, path: str) -> int | None:
         """The content id of a file's bytes when the library holds identical ones."""
-        from lookalike.embed.weights.checksums import sha256_file
+        from lookalike.files import sha256_file
 
         try:
             sha = sha256_file(path)

@@ -29,8 +29,8 @@ def base_config(config: MetricConfig) -> MetricConfig:
 
 def build_base(config: MetricConfig, trainable: bool = False) -> nn.Module:
     """The base metric's network on the CPU, built by its family
-    (:func:`lookalike.embed.metric.build_network`)."""
-    from lookalike.embed.metric import build_network
+    (:func:`lookalike.embed.factory.build_network`)."""
+    from lookalike.embed.factory import build_network
 
     return build_network(config, trainable=trainable, device="cpu")
 

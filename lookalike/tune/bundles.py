@@ -57,7 +57,7 @@ def inside(folder: Path, rel: str) -> Path:
 
 def tree_digests(folder: Path, rel: str) -> dict[str, str]:
     """``{relative path: sha256}`` of the file ``rel`` or of every file under the folder ``rel``."""
-    from lookalike.embed.weights.checksums import sha256_file
+    from lookalike.files import sha256_file
 
     path = inside(folder, rel)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -67,7 +67,7 @@ def tree_digests(folder: Path, rel: str) -> dict[str, str]:
 def verify(folder: Path, config: MetricConfig) -> None:
     """Every recorded weight file is present, inside the bundle, with its recorded sha256."""
     from lookalike.embed.options import typed_options
-    from lookalike.embed.weights.checksums import sha256_file
+    from lookalike.files import sha256_file
 
     files: dict[str, str] = typed_options(config).files
     if not files:

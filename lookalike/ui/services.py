@@ -219,7 +219,7 @@ def pairwise_metrics(include_test: bool = False) -> list[str]:
     from lookalike.embed.registry import all_configs
 
     return [n for n, c in all_configs().items()
-            if c.options.get("kind") == "pairwise" and (include_test or not c.test_only)]
+            if c.kind == "pairwise" and (include_test or not c.test_only)]
 
 
 def has_test_metrics(metrics: list[str]) -> bool:
