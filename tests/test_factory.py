@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.indexer.factory import (
+from lookalike.library.index_types import (
     FLAT_MAX_FLOATS,
     HNSW_EF_CONSTRUCTION,
     apply_params,

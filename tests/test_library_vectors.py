@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.embed.distance import pairwise
-from lookalike.indexer.factory import apply_params
+from lookalike.library.index_types import apply_params
 from lookalike.library.vectors import VectorIndex, index_filename
 
 

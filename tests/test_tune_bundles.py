@@ -70,7 +70,7 @@ def test_the_tuned_metric_is_base_then_head_and_tampering_is_refused(folders: Pa
     assert result is not None and "tv-head" in list_metrics(include_test=True)
     images = photos[:5]
     tuned, base = create_metric("tv-head", device="cpu"), create_metric("tiny-vit", device="cpu")
-    from lookalike.tune.heads import load_head
+    from lookalike.embed.backbones.tuned import load_head
 
     head = load_head(str(result.path / "head.safetensors"), 32, 512)
     import torch

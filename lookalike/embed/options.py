@@ -91,7 +91,7 @@ class DiffSimMetricOptions(DiffSimOptions):
 
 @dataclass(frozen=True)
 class TunedOptions:
-    """A tuned metric's bundle (see :mod:`lookalike.tune.apply`)."""
+    """A tuned metric's bundle (see :mod:`lookalike.embed.backbones.tuned`)."""
 
     base: dict[str, Any]
     method: Literal["lora", "mlp", "lpips-linear"]

@@ -21,7 +21,7 @@ import numpy as np
 from lookalike.embed.config import MetricConfig
 from lookalike.embed.provenance import check_same_metric, same_metric
 from lookalike.errors import UsageError
-from lookalike.indexer.factory import choose_factory
+from lookalike.library.index_types import choose_factory
 from lookalike.library.folder import LibraryFolder, SyncReport
 from lookalike.indexer.plan import KnownFile
 from lookalike.library.vectors import VectorIndex
