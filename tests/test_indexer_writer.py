@@ -10,7 +10,8 @@ from lookalike.embed.registry import get_config
 from lookalike.errors import NotAnImageError, UsageError
 from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.listing import FileEntry
-from lookalike.indexer.run import EmbedJob, Embedder, InProcess, IndexOptions, embed_batch, embed_chunk, index_library
+from lookalike.indexer.run import (EmbedJob, Embedder, InProcess, IndexOptions, embed_batch, index_library,
+                                   plan_batch)
 from lookalike.indexer.writer import FileResult, LibraryWriter
 from tests.dbfixtures import db_url  # noqa: F401
 
@@ -74,14 +75,14 @@ def test_mapper_embeds_each_content_once(writer):
              Prepared("/p/5.jpg", sha256="5" * 64, unchanged=True)]
     entries = {p.path: FileEntry(p.path, 1, 1) for p in chunk}
     emb = CountingEmbedder()
-    results = embed_chunk(chunk, entries, writer, emb)
+    results = embed_batch(plan_batch(chunk, entries, writer), emb)
     assert emb.rows == 2  # two distinct decoded contents
     assert [sorted(r.vectors) for r in results] == [["tiny-vit"], ["tiny-vit"], ["tiny-vit"], [], []]
     assert [r.status for r in results] == ["ok", "ok", "ok", "failed", "ok"]
     assert results[3].error == "not an image"
     for r in results[:3]:
         writer.add(r)
-    assert embed_chunk(chunk[:1], entries, writer, emb)[0].vectors == {}  # pending counts as known
+    assert embed_batch(plan_batch(chunk[:1], entries, writer), emb)[0].vectors == {}  # pending counts as known
     assert emb.rows == 2
 
 

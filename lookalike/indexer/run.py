@@ -3,8 +3,9 @@
 Decoding and resizing run in worker processes (:func:`lookalike.embed.pipeline.prepare_files`)
 ahead of inference; each batch is planned against the database (:func:`plan_batch`: which metrics
 each content still needs) and embedded by a pure mapper (:func:`embed_batch`: arrays in, vectors
-out) that a :class:`Distributor` runs (:class:`InProcess` today; Ray Data can replace it). Results
-are committed every ``commit_every`` files.
+out) that a :class:`Distributor` runs (:class:`InProcess`, the only one). The mapper is bound to an
+:class:`Embedder` holding loaded models, so it cannot yet be shipped to worker processes or Ray
+actors. Results are committed every ``commit_every`` files.
 """
 
 from __future__ import annotations
@@ -267,7 +268,7 @@ class Embedder:
 
 
 class Distributor(Protocol):
-    """Runs the embed mapper over batches: in this process today, on a cluster (Ray Data) later.
+    """Runs the embed mapper over batches (in this process: :class:`InProcess`).
     ``map`` must keep the order of ``jobs`` and be lazy (the runner plans each batch just in time)."""
 
     def map(self, mapper: Callable[[EmbedJob], list[FileResult]],
@@ -345,12 +346,6 @@ def embed_batch(job: EmbedJob, embedder: Embedder) -> list[FileResult]:
             if r.sha256 in by_sha:
                 r.vectors[name] = by_sha[r.sha256]
     return results
-
-
-def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter,
-                embedder: Embedder) -> list[FileResult]:
-    """Plan then embed one batch (:func:`plan_batch` + :func:`embed_batch`)."""
-    return embed_batch(plan_batch(chunk, entries, writer), embedder)
 
 
 def to_result(p: Prepared, entry: FileEntry) -> FileResult:

@@ -39,6 +39,7 @@ import numpy as np
 
 from lookalike.atomic import atomic_write_bytes
 from lookalike.errors import UsageError
+from lookalike.library.reconcile import DIMENSION, DUPLICATES, MISSING, UNREADABLE, reconcile
 from lookalike.library.vectors import VectorIndex, index_filename
 from lookalike.store.records import CHUNK, LibraryRecords, RecordsWriter, Metric
 from lookalike.store.db import Store, open_store, sqlite_url
@@ -299,36 +300,23 @@ class LibraryFolder:
         row = self.metric_row(metric)
         report = SyncReport(metric)
         db_ids = self.ids(metric)
-        path = self.index_path(metric)
-        index: VectorIndex | None = None
-        if path.is_file():
-            try:
-                index = VectorIndex.load(path, metric, row.distance)
-                if index.dim != row.dim:
-                    report.rebuilt = f"file has {index.dim} dimensions, metric has {row.dim}"
-                    index = None
-            except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
-                report.rebuilt = f"unreadable index file ({exc})"
-                index = None
-        elif len(db_ids):
-            report.rebuilt = "index file missing"
+        found = reconcile(self.index_path(metric), metric, row.dim, row.distance, db_ids)
+        index = None if found.problem else found.index
+        report.rebuilt = {MISSING: "index file missing",
+                          UNREADABLE: f"unreadable index file ({found.detail})",
+                          DIMENSION: f"file has {found.file_dim} dimensions, metric has {row.dim}",
+                          DUPLICATES: "duplicate ids in index file"}.get(found.problem, "")
         if index is not None:
-            file_ids = index.ids()
-            if len(np.unique(file_ids)) != len(file_ids):
-                report.rebuilt = "duplicate ids in index file"
+            try:
+                report.removed = index.remove(found.extra)
+            except RuntimeError:  # index type without removal (HNSW): rebuild
+                report.rebuilt = "index type cannot remove vectors"
                 index = None
-            else:
-                extra = np.setdiff1d(file_ids, db_ids, assume_unique=True)
-                missing = np.setdiff1d(db_ids, file_ids, assume_unique=True)
-                try:
-                    report.removed = index.remove(extra)
-                except RuntimeError:  # index type without removal (HNSW): rebuild
-                    report.rebuilt = "index type cannot remove vectors"
-                    index = None
-                if index is not None and len(missing):
-                    found = self._fetch_vectors(row, missing.tolist())
-                    index.add(missing, np.stack([found[int(i)] for i in missing]))
-                    report.added = len(missing)
+            if index is not None and len(found.missing):
+                missing = found.missing
+                vecs = self._fetch_vectors(row, missing.tolist())
+                index.add(missing, np.stack([vecs[int(i)] for i in missing]))
+                report.added = len(missing)
         if index is None:
             index = self.build_index(row, row.factory or "Flat", db_ids)
         return index, report
