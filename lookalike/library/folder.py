@@ -1,4 +1,6 @@
-"""The Python API of an indexed photo library (what ``lookalike search`` and the UI build on).
+"""A library folder: its records (the database) and its FAISS indexes kept in step with them.
+
+What :class:`lookalike.Library` reads and the indexer writes; callers use :class:`lookalike.Library`.
 
 A library is a folder (default ``./.lookalike``, or ``$LOOKALIKE_LIBRARY``) holding:
 
@@ -12,7 +14,7 @@ The database is the source of truth: it holds every file's row, one row per dist
 of every (metric, content). The FAISS files are a cache of those vectors for fast search: when a
 file lags behind the database (a writer was killed before saving it), :meth:`LibraryFolder.vector_index`
 brings the in-memory index up to date from the database, so readers always search exactly the
-committed vectors. Example::
+committed vectors (:func:`lookalike.library.reconcile.reconcile` says how a file disagrees). Example::
 
     from lookalike.library.folder import LibraryFolder
 
