@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, photo_paths  # noqa: E402
 from lookalike.embed.images import load_image  # noqa: E402
-from lookalike.embed.registry import create_metric, list_metrics
+from lookalike.embed.factory import create_metric
+from lookalike.embed.registry import list_metrics
 from lookalike.errors import WeightsMissingError
 from lookalike.search.augment import EDITS, REENCODE, apply, reframe
 from lookalike.search.dupes import LABELS, bands_from_samples

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import photo_paths  # noqa: E402
 from lookalike.embed.config import MetricConfig, Preprocess  # noqa: E402
 from lookalike.embed.images import load_image
-from lookalike.embed.registry import create_metric, get_config, list_metrics
+from lookalike.embed.factory import create_metric
+from lookalike.embed.registry import get_config, list_metrics
 from lookalike.errors import WeightsMissingError
 from lookalike.search.augment import TRANSFORMS, apply
 from lookalike.search.evaluate import mean_average_precision, rank_by_distance, recall_at_k

@@ -29,14 +29,14 @@ from benchmarks.common import RESULTS, photo_paths
 
 
 def _metric(name: str, random_sd15: bool = False) -> Any:
-    from lookalike.embed.pairwise import PairwiseMetric
+    from lookalike.embed.factory import pairwise_metric
     from lookalike.embed.registry import get_config
 
     config = get_config(name)
     if random_sd15:  # the real architecture with random weights: no download
         config = dataclasses.replace(config, name="diffsim-sd15-random", weights=(),
                                      options={**config.options, "random_init": True, "files": {}})
-    return PairwiseMetric.from_config(config, device="cpu")
+    return pairwise_metric(config, device="cpu")
 
 
 def measure(metric: Any, photos: list[str], n_new: int, n_pairs: int, candidates: int | None) -> dict[str, Any]:

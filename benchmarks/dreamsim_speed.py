@@ -50,7 +50,8 @@ def timed_embed(metric, arrays: np.ndarray, batch_size: int) -> tuple[np.ndarray
 
 def bench(name: str, arrays: np.ndarray, batch_size: int) -> dict:
     from lookalike.embed.backbones import fake_weights
-    from lookalike.embed.registry import create_metric, get_config
+    from lookalike.embed.factory import create_metric
+    from lookalike.embed.registry import get_config
     from lookalike.paths import weights_dir
 
     config = get_config(name)

@@ -113,8 +113,9 @@ def index(folder: Path, lib: Path) -> float:
 
 def lookalike_rows(lib_path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Groups by lookalike's three rules, as file-name groups, with timings; and the vectors."""
-    from lookalike.search.dupes import calibrate, near_duplicate_groups
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
+    from lookalike.search.dupes import calibrate, candidate_pairs, components
+    from lookalike.search.rerank import brute_force
 
     out: dict[str, Any] = {}
     with Library.open(lib_path) as lib:
@@ -126,12 +127,12 @@ def lookalike_rows(lib_path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray
             secs = time.perf_counter() - t
             out[name] = ([[os.path.basename(m.path) for m in g.members] for g in groups], secs,
                          [g.to_dict() for g in groups])
-        inner = lib.store  # the store layer: vectors and every path of every id
-        ids = inner.ids(METRIC)
-        vecs = inner.vectors(METRIC, ids)
-        paths = inner.all_paths_for(ids.tolist())
+        ids = lib.ids(METRIC)
+        vecs = lib.vectors(METRIC, ids)
+        paths = lib.paths_for(ids.tolist())
         t = time.perf_counter()
-        old = near_duplicate_groups(vecs, calibrate(METRIC), "cosine", k=10)
+        dist, nbr = brute_force(vecs, vecs, min(11, len(ids)), "cosine")  # 10 neighbours besides itself
+        old = components(len(ids), candidate_pairs(nbr, dist, calibrate(METRIC)))  # single linkage
         out["single linkage at the calibrated threshold (before)"] = (
             [[os.path.basename(paths[int(ids[r])][0]) for r in g] for g in old], time.perf_counter() - t, None)
         # one vector per content: give every path its content's vector, as a file-based tool sees them
@@ -161,7 +162,7 @@ def imagededup_rows(folder: Path, vectors: dict[str, np.ndarray]) -> dict[str, A
 
 def calibrate_candidate(photos: list[Path], seed: int = 1) -> dict[str, Any]:
     """Candidate threshold from calibration photos: the CANDIDATE_QUANTILE of copy distances."""
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
     from lookalike.search.verify import features, verify_features
 
     metric = create_metric(METRIC, device="cpu")
@@ -233,7 +234,7 @@ def main() -> None:
         for p in cal_photos + eval_photos:
             shutil.copy(p, full_folder / p.name)
         index(full_folder, full_lib)
-        from lookalike.search.library import Library
+        from lookalike.library.service import Library
 
         with Library.open(full_lib) as full:
             full.duplicates(METRIC, k=1)  # warm up: the model-free parts (index load, OpenCV)

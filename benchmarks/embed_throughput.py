@@ -17,7 +17,8 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]
 
 from benchmarks.common import machine, matmul_flops, model_flops, photo_paths, write_result  # noqa: E402
 from lookalike.embed.pipeline import prepare_files  # noqa: E402
-from lookalike.embed.registry import all_configs, create_metric  # noqa: E402
+from lookalike.embed.factory import create_metric  # noqa: E402
+from lookalike.embed.registry import all_configs  # noqa: E402
 from lookalike.embed.weights import is_present  # noqa: E402
 
 

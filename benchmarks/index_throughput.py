@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import PHOTOS, machine, write_result  # noqa: E402
 from lookalike.embed.pipeline import prepare_files  # noqa: E402
-from lookalike.embed.registry import create_metric  # noqa: E402
+from lookalike.embed.factory import create_metric  # noqa: E402
 from lookalike.files import expand_inputs  # noqa: E402
-from lookalike.indexer.library import LibraryStore  # noqa: E402
+from lookalike.library.folder import LibraryFolder  # noqa: E402
 from lookalike.indexer.run import Embedder, IndexOptions, index_library  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def model_only(metric, arrays: np.ndarray, batch: int) -> float:  # type: ignore
 
 
 def end_to_end(embedder: Embedder, photos: Path, metric: str, batch: int, workers: int | None) -> float:
-    with tempfile.TemporaryDirectory() as tmp, LibraryStore.open(tmp, create=True, writable=True) as lib:
+    with tempfile.TemporaryDirectory() as tmp, LibraryFolder.open(tmp, create=True, writable=True) as lib:
         start = time.perf_counter()
         report = index_library(lib, [str(photos)], IndexOptions(
             metrics=[metric], batch_size=batch, workers=workers, progress=False), embedder=embedder)

@@ -34,6 +34,7 @@ import torch
 
 from lookalike.embed.backbones.lpips import with_size
 from lookalike.embed.images import load_image
+from lookalike.embed.factory import embedding_metric
 from lookalike.embed.metric import Metric
 from lookalike.embed.preprocess import prepare, to_tensor
 from lookalike.embed.registry import get_config
@@ -58,7 +59,7 @@ def metric_for(net: str, size: int | None = None) -> tuple[Metric, str]:
         config = with_size(config, size)
     elif config.preprocess.size != get_config(f"lpips-{net}").preprocess.size:
         config = with_size(config, get_config(f"lpips-{net}").preprocess.size)
-    return Metric.from_config(config, device="cpu"), trunk
+    return embedding_metric(config, device="cpu"), trunk
 
 
 def load_photos(folder: Path, n: int | None = None) -> list:

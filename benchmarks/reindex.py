@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import PHOTOS, machine, write_result  # noqa: E402
 from lookalike.files import expand_inputs  # noqa: E402
-from lookalike.indexer.library import LibraryStore  # noqa: E402
+from lookalike.library.folder import LibraryFolder  # noqa: E402
 from lookalike.indexer.run import IndexOptions, index_library  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def make_tree(photos: list[str], dest: Path, n: int, per_dir: int = 250) -> None
 
 def timed_index(lib_dir: Path, root: Path, metric: str) -> tuple[float, dict]:
     start = time.perf_counter()
-    with LibraryStore.open(lib_dir, create=True, writable=True) as lib:
+    with LibraryFolder.open(lib_dir, create=True, writable=True) as lib:
         report = index_library(lib, [str(root)], IndexOptions(metrics=[metric], progress=False))
     return time.perf_counter() - start, report.to_dict()
 

@@ -2,8 +2,8 @@
 
 For each size (``--sizes``) and dimension (``--dims``) it builds, in one run and on the same data:
 
-* ``ours``: the FAISS index :func:`lookalike.indexer.factory.choose_factory` picks, searched with
-  :func:`lookalike.indexer.factory.search_params`, plus a sweep of that search parameter;
+* ``ours``: the FAISS index :func:`lookalike.library.index_types.choose_factory` picks, searched with
+  :func:`lookalike.library.index_types.search_params`, plus a sweep of that search parameter;
 * ``autofaiss``: the index ``autofaiss.build_index`` picks and tunes (16G index budget, the
   machine's MemAvailable as available memory, a 5 ms query-time target), reading the vectors from a
   folder of .npy files as its docs recommend for large collections;
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.indexer.factory import (
+from lookalike.library.index_types import (
     apply_params,
     build_params,
     choose_factory,

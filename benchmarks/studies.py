@@ -37,10 +37,10 @@ ADMIN = "bench"
 
 
 def index(photos: list[str], folder: Path, url: str | None) -> None:
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
     from lookalike.indexer.run import IndexOptions, index_library
 
-    with LibraryStore.open(folder, db_url=url, create=True, writable=True) as lib:
+    with LibraryFolder.open(folder, db_url=url, create=True, writable=True) as lib:
         index_library(lib, photos, IndexOptions(metrics=["tiny-vit"], progress=False))
 
 

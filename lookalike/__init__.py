@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from lookalike._version import __version__
+
 __all__ = ["Library", "__version__", "build_network", "create_metric", "list_metrics"]
 
 
@@ -24,11 +25,11 @@ def __getattr__(name: str) -> Any:  # lazy: `import lookalike` must stay cheap
 
         return getattr(embed, name)
     if name == "build_network":  # a metric's torch network, frozen or trainable
-        from lookalike.embed.metric import build_network
+        from lookalike.embed.factory import build_network
 
         return build_network
     if name == "Library":
-        from lookalike.search.library import Library
+        from lookalike.library.service import Library
 
         return Library
     raise AttributeError(name)

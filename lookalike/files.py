@@ -10,9 +10,11 @@ File names are bytes on POSIX; Python keeps bytes that are not UTF-8 as "surroga
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterable
+from typing import BinaryIO
 from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes
 
@@ -104,3 +106,17 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]],
     else:
         problems.extend(found)
     return list(dict.fromkeys(out))
+
+
+def sha256_stream(fh: BinaryIO) -> str:
+    """The hex sha256 of what is left to read in ``fh``, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file's bytes: a photo's content identity, a weights file's checksum."""
+    with open(path, "rb") as fh:
+        return sha256_stream(fh)

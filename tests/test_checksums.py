@@ -8,13 +8,14 @@ import pytest
 
 from lookalike.embed.weights import checksums
 from lookalike.errors import WeightsCorruptError
+from lookalike.files import sha256_file
 from lookalike.paths import weights_dir
 
 
 def test_sha256_file_matches_hashlib(tmp_path):
     data = bytes(range(256)) * 9000
     (tmp_path / "f").write_bytes(data)
-    assert checksums.sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+    assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize("length", [8, 12, 64])

@@ -7,7 +7,8 @@ import pytest
 
 from lookalike.search.compact import CompactIndex, float16_error_bound, pca_basis, to_float16
 from lookalike.search.evaluate import knn_recall
-from lookalike.search.rerank import array_fetcher, brute_force, exact_distances
+from lookalike.embed.distance import sqeuclidean
+from lookalike.search.rerank import array_fetcher, brute_force
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def library(photos) -> np.ndarray:
     from PIL import ImageOps
 
     from lookalike.embed.images import load_image
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
 
     metric = create_metric("lpips-alex-random", device="cpu")
     images = [load_image(p) for p in photos[:100]]
@@ -33,8 +34,8 @@ def test_basis_is_orthonormal(library) -> None:
 def test_codes_give_lower_bounds_on_the_exact_distance(library) -> None:
     index = CompactIndex.train(library, dims=16)
     codes = index.encode(library).astype(np.float64)
-    lower = exact_distances(codes[:40], codes)
-    exact = exact_distances(library[:40], library)
+    lower = sqeuclidean(codes[:40], codes)
+    exact = sqeuclidean(library[:40], library)
     assert (lower <= exact * (1 + 1e-5) + 1e-9).all()
     assert (lower > 0.3 * exact).mean() > 0.5  # and not vacuous
 

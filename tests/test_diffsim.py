@@ -13,8 +13,10 @@ import torch
 pytest.importorskip("diffusers")
 
 from lookalike.embed.backbones.diffsim import target_attention  # noqa: E402
+from lookalike.embed.factory import pairwise_metric  # noqa: E402
 from lookalike.embed.pairwise import PairwiseMetric, image_key  # noqa: E402
-from lookalike.embed.registry import create_metric, get_config  # noqa: E402
+from lookalike.embed.factory import create_metric  # noqa: E402
+from lookalike.embed.registry import get_config  # noqa: E402
 from lookalike.errors import UsageError  # noqa: E402
 
 
@@ -22,7 +24,7 @@ def tiny(cache: bool = True, **options) -> PairwiseMetric:
     config = get_config("tiny-diffsim")
     if options:
         config = dataclasses.replace(config, name="tiny-diffsim-x", options={**config.options, **options})
-    return PairwiseMetric.from_config(config, device="cpu", cache=cache)
+    return pairwise_metric(config, device="cpu", cache=cache)
 
 
 def test_create_metric_returns_a_pairwise_metric() -> None:

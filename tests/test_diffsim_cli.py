@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from lookalike.embed.registry import create_metric  # noqa: E402
+from lookalike.embed.factory import create_metric  # noqa: E402
 from lookalike.errors import UsageError  # noqa: E402
-from lookalike.search.library import Library  # noqa: E402
+from lookalike.library.service import Library  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,7 @@ def test_a_metric_built_from_weights_files(tmp_path, vocab_files, photos) -> Non
     from safetensors.torch import save_file
 
     from lookalike.embed.config import WeightFile
-    from lookalike.embed.pairwise import PairwiseMetric
+    from lookalike.embed.factory import pairwise_metric
     from lookalike.embed.registry import get_config
     from lookalike.paths import weights_dir
 
@@ -132,7 +132,7 @@ def test_a_metric_built_from_weights_files(tmp_path, vocab_files, photos) -> Non
     config = dataclasses.replace(base, name="tiny-diffsim-files", weights=tuple(
         WeightFile(name=n) for n in files.values()), options={**options, "files": files,
                                                               "prompt": "a photo"})
-    metric = PairwiseMetric.from_config(config, device="cpu")
+    metric = pairwise_metric(config, device="cpu")
     for role in ("vae", "unet"):
         got = getattr(metric.scorer, role).state_dict()
         assert all(torch.equal(got[k], v) for k, v in models[role].state_dict().items()), role

@@ -15,7 +15,7 @@ def test_lpips_distance_equals_the_reference_package(cli, photos) -> None:
     lpips = pytest.importorskip("lpips")
     from lookalike.embed.images import load_image
     from lookalike.embed.preprocess import prepare, to_tensor
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
 
     a, b = str(photos[3]), str(photos[7])
     proc = cli("distance", a, b, "--metric", "lpips-alex-random", "--json", check=True)
@@ -35,7 +35,7 @@ def test_lpips_distance_equals_the_reference_package(cli, photos) -> None:
 
 
 def test_several_metrics_and_cosine(cli, photos) -> None:
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
 
     a, b = str(photos[0]), str(photos[1])
     proc = cli("distance", a, b, "-m", "tiny-vit", "-m", "lpips-squeeze-random", "-m", "tiny-vit",

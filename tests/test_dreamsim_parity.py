@@ -28,7 +28,8 @@ dreamsim_model = pytest.importorskip("dreamsim.model", reason="reference dreamsi
 from lookalike.embed.backbones import fake_weights  # noqa: E402
 from lookalike.embed.distance import pairwise  # noqa: E402
 from lookalike.embed.images import load_image  # noqa: E402
-from lookalike.embed.registry import create_metric, get_config  # noqa: E402
+from lookalike.embed.factory import create_metric  # noqa: E402
+from lookalike.embed.registry import get_config  # noqa: E402
 
 N_PHOTOS = 16  # 240 distances per variant: parity to 1e-5 and identical neighbour order
 TOP_K = 10

@@ -1,14 +1,14 @@
-"""Near-duplicate grouping: union-find, exact kNN graph, calibrated thresholds on real photos."""
+"""Near-duplicate grouping: union-find, candidate links, calibrated thresholds on real photos."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lookalike.embed.distance import pairwise
 from lookalike.embed.images import load_image
 from lookalike.search import dupes
 from lookalike.search.augment import apply
+from lookalike.search.rerank import brute_force
 
 
 def test_union_find_merges_transitively() -> None:
@@ -22,35 +22,21 @@ def test_union_find_merges_transitively() -> None:
     assert len({labels[0], labels[3], labels[4]}) == 3
 
 
-def test_knn_graph_matches_brute_force() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((50, 8)).astype(np.float32)
-    for kind in ("cosine", "sqeuclidean"):
-        ids, dists = dupes.knn_graph(x, 5, kind, chunk=7)
-        d = pairwise(x, x, kind)
-        np.fill_diagonal(d, np.inf)
-        assert (ids == np.argsort(d, axis=1, kind="stable")[:, :5]).all()
-        assert np.allclose(dists, np.sort(d, axis=1)[:, :5], atol=1e-5)
-        assert not (ids == np.arange(50)[:, None]).any()
-
-
-def test_knn_graph_small_inputs() -> None:
-    ids, _ = dupes.knn_graph(np.ones((1, 4), np.float32), 3)
-    assert ids.shape == (1, 0)
-    ids, _ = dupes.knn_graph(np.eye(3, dtype=np.float32), 10)
-    assert ids.shape == (3, 2)
-
-
-def test_groups_from_graph_threshold_and_padding() -> None:
+def test_candidate_links_threshold_and_padding() -> None:
     ids = np.array([[1, 2], [0, 2], [1, -1], [2, 0]])
     dists = np.array([[0.1, 0.5], [0.1, 0.2], [0.2, 0.0], [0.9, 0.9]])
-    assert dupes.groups_from_graph(ids, dists, 0.05) == []
-    assert dupes.groups_from_graph(ids, dists, 0.15) == [[0, 1]]
-    assert dupes.groups_from_graph(ids, dists, 0.2) == [[0, 1, 2]]  # -1 padding ignored
-    assert dupes.groups_from_graph(ids, dists, 1.0) == [[0, 1, 2, 3]]
-    assert dupes.groups_from_graph(ids, dists, 0.2, min_size=1) == [[0, 1, 2], [3]]
+
+    def groups(t: float, min_size: int = 2) -> list[list[int]]:
+        return dupes.components(len(ids), dupes.candidate_pairs(ids, dists, t), min_size)
+
+    assert groups(0.05) == []
+    assert groups(0.15) == [[0, 1]]
+    assert groups(0.2) == [[0, 1, 2]]  # -1 padding ignored
+    assert groups(1.0) == [[0, 1, 2, 3]]
+    assert groups(0.2, min_size=1) == [[0, 1, 2], [3]]
+    assert dupes.candidate_pairs(ids, dists, 0.15) == [(0, 1, 0.1)]  # each pair once, i < j
     with pytest.raises(ValueError):
-        dupes.groups_from_graph(ids, dists[:, :1], 0.1)
+        dupes.candidate_pairs(ids, dists[:, :1], 0.1)
 
 
 def test_calibration_is_stored_for_effnet_and_bands_are_ordered() -> None:
@@ -85,7 +71,7 @@ def test_bands_from_samples_are_non_decreasing() -> None:
 def test_real_photos_group_with_their_edits(photos) -> None:
     """8 real photos, each with a re-encoded and an edited copy: the calibrated threshold finds
     exactly the 8 groups of 3 (and a zero threshold none)."""
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
 
     metric = create_metric("effnet-lite0", device="cpu")
     chosen = photos[::30][:8]
@@ -94,8 +80,11 @@ def test_real_photos_group_with_their_edits(photos) -> None:
         img = load_image(path)
         images += [img, apply("reencode:half", img, [0, i]), apply("edit:crop90", img, [1, i])]
     vectors = metric.embed(images)
-    threshold = dupes.calibrate("effnet-lite0")
-    groups = dupes.near_duplicate_groups(vectors, threshold, "cosine", k=5)
-    assert sorted(groups) == [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(8)]
-    assert dupes.near_duplicate_groups(vectors, 0.0, "cosine") == []
-    assert dupes.near_duplicate_groups(vectors, 2.0, "cosine", k=23) == [list(range(24))]
+    dist, nbr = brute_force(vectors, vectors, len(vectors), "cosine")  # rows are ids; self links dropped
+
+    def groups(threshold: float) -> list[list[int]]:  # what `dupes --no-verify` does
+        return dupes.complete_linkage(vectors, dupes.candidate_pairs(nbr, dist, threshold), threshold, "cosine")
+
+    assert sorted(groups(dupes.calibrate("effnet-lite0"))) == [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(8)]
+    assert groups(0.0) == []
+    assert groups(2.0) == [list(range(24))]

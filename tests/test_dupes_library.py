@@ -12,7 +12,7 @@ import pytest
 
 from lookalike.embed.images import load_image
 from lookalike.search.augment import apply
-from lookalike.search.library import Library
+from lookalike.library.service import Library
 from tests.conftest import run_cli
 
 #: Distinct photos effnet-lite0 puts within the calibrated "same photo" distance of each other.

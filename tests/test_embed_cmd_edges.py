@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 
 from lookalike.cli.embed_cmd import read_paths
-from lookalike.embed.registry import create_metric
+from lookalike.embed.factory import create_metric
 from lookalike.files import expand_inputs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.indexer.factory import (
+from lookalike.library.index_types import (
     FLAT_MAX_FLOATS,
     HNSW_EF_CONSTRUCTION,
     apply_params,
@@ -46,7 +46,7 @@ def test_param_string_and_apply_set_the_index() -> None:
 
 
 def test_build_params_reach_the_graph_through_wrappers() -> None:
-    from lookalike.indexer.vectors import VectorIndex
+    from lookalike.library.vectors import VectorIndex
 
     assert build_params("Flat") == {} and build_params("IVF64,Flat") == {}
     wrapped = faiss.index_factory(16, "IDMap2,HNSW8,Flat")

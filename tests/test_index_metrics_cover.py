@@ -6,7 +6,7 @@ import json
 
 import sqlalchemy as sa
 
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from tests.dbfixtures import copy_photos
 
 
@@ -24,7 +24,7 @@ def test_adding_a_metric_on_other_folders_covers_all_roots(cli, photos, tmp_path
                          "tiny-vit-b", "--workers", "0", "--json", check=True).stdout)
     assert out["embedded"] == {"tiny-vit": 2, "tiny-vit-b": 5}  # A's 3 images too
     assert coverage(cli, lib) == {"tiny-vit": (5, 0), "tiny-vit-b": (5, 0)}
-    with LibraryStore.open(lib) as library:
+    with LibraryFolder.open(lib) as library:
         ids = [library.id_for_path(p) for p in a + b]
         assert library.vectors("tiny-vit-b", ids).shape == (5, 48)  # no image lacks a vector
     # a third run naming only the new metric keeps the old one up to date for new files

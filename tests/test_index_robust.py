@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.indexer.doctor import diagnose, repair
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.run import IndexOptions, index_library
 from tests.conftest import ROOT, unprivileged
 from tests.dbfixtures import copy_photos
@@ -52,12 +52,12 @@ def start_indexing(cmd: list[str], timeout: float = 120) -> subprocess.Popen[str
 
 
 def committed(lib: Path) -> int:
-    with LibraryStore.open(lib) as library:
+    with LibraryFolder.open(lib) as library:
         return len(library.ids("tiny-vit"))
 
 
 def index(lib: Path, roots: list[Path] | None, **kw) -> object:
-    with LibraryStore.open(lib, create=True, writable=True) as library:
+    with LibraryFolder.open(lib, create=True, writable=True) as library:
         return index_library(library, [str(r) for r in roots] if roots else None,
                              IndexOptions(metrics=["tiny-vit"], workers=0, progress=False, **kw))
 
@@ -81,7 +81,7 @@ def test_sigint_and_sigterm_commit_what_is_done(photos, tmp_path):
                           env=ENV, capture_output=True, text=True, timeout=300)
     report = json.loads(proc.stdout)
     assert report["unchanged"] == done and committed(lib) == len({p.read_bytes() for p in photos})
-    with LibraryStore.open(lib) as library:
+    with LibraryFolder.open(lib) as library:
         assert diagnose(library) == []
 
 
@@ -128,7 +128,7 @@ def test_missing_or_empty_root_is_unavailable_not_deleted(photos, tmp_path):
     root.mkdir()  # an empty mount point
     report = index(lib, None)
     assert (report.deleted, report.unavailable) == (0, [str(root)])
-    with LibraryStore.open(lib, writable=True) as library:
+    with LibraryFolder.open(lib, writable=True) as library:
         kinds = {f.kind for f in diagnose(library)}
         assert "root-unavailable" in kinds and "missing-files" not in kinds
         assert not any("forgot" in line for line in repair(library))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.indexer.doctor import diagnose
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.run import IndexOptions, index_library
 from tests.conftest import ROOT
 from tests.dbfixtures import db_url  # noqa: F401
@@ -38,7 +38,7 @@ def index_cmd(library: Path, photos_dir: Path, db_url: str | None) -> list[str]:
     return cmd + (["--db", db_url] if db_url else [])
 
 
-def vectors_by_path(lib: LibraryStore) -> dict[str, np.ndarray]:
+def vectors_by_path(lib: LibraryFolder) -> dict[str, np.ndarray]:
     ids = lib.ids("tiny-vit")
     vecs = lib.vectors("tiny-vit", ids)
     paths = lib.all_paths_for(ids)
@@ -57,7 +57,7 @@ def test_kill_9_at_random_moments(photos, tmp_path, db_url):  # noqa: F811
     start = time.monotonic()
     subprocess.run(index_cmd(ref_dir, photos_dir, None), env=env, check=True, timeout=600)
     full = time.monotonic() - start
-    with LibraryStore.open(ref_dir) as lib:
+    with LibraryFolder.open(ref_dir) as lib:
         reference = vectors_by_path(lib)
     assert len(reference) == len(photos)
     rng = random.Random(1234)
@@ -74,7 +74,7 @@ def test_kill_9_at_random_moments(photos, tmp_path, db_url):  # noqa: F811
             proc.wait()
             killed += 1
             if (lib_dir / "library.json").is_file():
-                with LibraryStore.open(lib_dir) as lib:
+                with LibraryFolder.open(lib_dir) as lib:
                     kinds = {f.kind for f in diagnose(lib)}
                 assert kinds <= {"index-behind", "index-missing"}, kinds
             continue
@@ -89,7 +89,7 @@ def test_kill_9_at_random_moments(photos, tmp_path, db_url):  # noqa: F811
 
 
 def check_complete(lib_dir: Path, reference: dict[str, np.ndarray], distinct: int, n: int) -> None:
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         assert diagnose(lib) == []
         got = vectors_by_path(lib)
         assert sorted(got) == sorted(reference)  # every photo, once

@@ -13,7 +13,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from lookalike.indexer import listing
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.run import IndexOptions, index_library
 from lookalike.store.models import Image as ImageRow
 from tests.conftest import ROOT, unprivileged
@@ -60,7 +60,7 @@ def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
         return real(path)
 
     monkeypatch.setattr(listing.os, "scandir", scandir)
-    with LibraryStore.open(tmp_path / "lib", db_url=db_url, create=True, writable=True) as lib:
+    with LibraryFolder.open(tmp_path / "lib", db_url=db_url, create=True, writable=True) as lib:
         report = index_library(lib, [str(root)], IndexOptions(metrics=["tiny-vit"], workers=1,
                                                                progress=False, commit_every=3))
         assert report.read == len(good) + len(bad) and report.failed == len(bad) and report.skipped == 2
@@ -81,7 +81,7 @@ def test_bad_file_corpus(photos, tmp_path, db_url, monkeypatch):  # noqa: F811
         vecs = lib.vectors("tiny-vit", lib.ids("tiny-vit"))
         assert vecs.shape == (len(good), 32) and np.isfinite(vecs).all()
     monkeypatch.setattr(listing.os, "scandir", real)
-    with LibraryStore.open(tmp_path / "lib") as lib:  # again: bad files are not re-read, the folder is
+    with LibraryFolder.open(tmp_path / "lib") as lib:  # again: bad files are not re-read, the folder is
         report = index_library(lib, [str(root)],
                                IndexOptions(metrics=["tiny-vit"], workers=0, progress=False))
     assert report.read == 1 and report.unchanged == len(good) + len(bad) and report.skipped == 1

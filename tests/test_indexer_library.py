@@ -1,4 +1,4 @@
-"""Indexing real photos through the Python API, and the LibraryStore API the search layer uses."""
+"""Indexing real photos through the Python API, and the LibraryFolder API the search layer uses."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.embed.registry import create_metric
+from lookalike.embed.factory import create_metric
 from lookalike.errors import UsageError
 from lookalike.indexer.doctor import diagnose, repair
-from lookalike.indexer.library import LibraryStore, LibraryNotFoundError
+from lookalike.library.folder import LibraryFolder, LibraryNotFoundError
 from lookalike.indexer.run import IndexOptions, IndexReport, index_library
 from tests.dbfixtures import copy_photos, db_url  # noqa: F401
 
 
 def run_index(folder: Path, roots: list[Path] | None, db_url: str | None = None,  # noqa: F811
               metrics: tuple[str, ...] = ("tiny-vit",), **kw) -> IndexReport:
-    with LibraryStore.open(folder, db_url=db_url, create=True, writable=True) as lib:
+    with LibraryFolder.open(folder, db_url=db_url, create=True, writable=True) as lib:
         opts = IndexOptions(metrics=metrics, workers=kw.pop("workers", 0), progress=False, **kw)
         return index_library(lib, [str(r) for r in roots] if roots else None, opts)
 
@@ -33,7 +33,7 @@ def test_index_then_library_api(pics, tmp_path, db_url):  # noqa: F811
     lib_dir = tmp_path / "lib"
     report = run_index(lib_dir, [pics[0].parent], db_url, workers=1, commit_every=5)
     assert (report.listed, report.read, report.embedded, report.failed) == (24, 24, {"tiny-vit": 24}, 0)
-    with LibraryStore.open(lib_dir) as lib:  # the URL was remembered
+    with LibraryFolder.open(lib_dir) as lib:  # the URL was remembered
         assert lib.metrics() == ["tiny-vit"]
         index = lib.vector_index("tiny-vit")
         assert (index.metric, index.dim, index.distance, index.ntotal, index.exact) == (
@@ -53,14 +53,14 @@ def test_index_then_library_api(pics, tmp_path, db_url):  # noqa: F811
         with pytest.raises(UsageError):
             lib.vector_index("no-such-metric")
     with pytest.raises(LibraryNotFoundError):
-        LibraryStore.open(tmp_path / "elsewhere")
+        LibraryFolder.open(tmp_path / "elsewhere")
 
 
 def test_unchanged_files_are_not_read(pics, tmp_path, db_url):  # noqa: F811
     """Proof: overwrite every file with junk of the same size and mtime; re-indexing must not notice."""
     lib_dir = tmp_path / "lib"
     run_index(lib_dir, [pics[0].parent], db_url)
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         before = lib.vectors("tiny-vit", lib.ids("tiny-vit"))
     for p in pics:
         st = p.stat()
@@ -68,7 +68,7 @@ def test_unchanged_files_are_not_read(pics, tmp_path, db_url):  # noqa: F811
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     report = run_index(lib_dir, [pics[0].parent], db_url)
     assert (report.unchanged, report.read, report.failed, report.embedded) == (24, 0, 0, {})
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         np.testing.assert_array_equal(lib.vectors("tiny-vit", lib.ids("tiny-vit")), before)
     os.utime(pics[0], ns=(1, 1))  # now it does look changed: read, found junk, failed
     report = run_index(lib_dir, None, db_url)  # no roots: the remembered ones
@@ -78,7 +78,7 @@ def test_unchanged_files_are_not_read(pics, tmp_path, db_url):  # noqa: F811
 def test_changed_deleted_duplicate_and_touched_files(pics, tmp_path, db_url):  # noqa: F811
     lib_dir, root = tmp_path / "lib", pics[0].parent
     run_index(lib_dir, [root], db_url)
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         old_id = lib.id_for_path(pics[0])
         other_id = lib.id_for_path(pics[1])
     shutil.copyfile(pics[1], pics[0])  # changed: now the same bytes as pics[1]
@@ -89,7 +89,7 @@ def test_changed_deleted_duplicate_and_touched_files(pics, tmp_path, db_url):  #
     report = run_index(lib_dir, [root], db_url)
     assert report.deleted == 1 and report.read == 3 and report.embedded == {}
     assert report.reused == 3  # all three contents were already embedded: nothing re-embedded
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         index = lib.vector_index("tiny-vit")
         assert index.ntotal == 22  # 24 - old content of pics[0] - deleted pics[2]
         assert lib.id_for_path(pics[0]) == other_id and old_id not in set(index.ids())
@@ -106,7 +106,7 @@ def test_two_metrics_and_adding_a_metric_later(pics, tmp_path, db_url):  # noqa:
     run_index(lib_dir, [root], db_url, metrics=("tiny-vit",))
     report = run_index(lib_dir, [root], db_url, metrics=("tiny-vit", "tiny-vit-b"))
     assert report.read == 24 and report.embedded == {"tiny-vit-b": 24}  # tiny-vit not recomputed
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         assert lib.metrics() == ["tiny-vit", "tiny-vit-b"]
         b = lib.vector_index("tiny-vit-b")
         assert (b.dim, b.ntotal) == (48, 24)
@@ -128,35 +128,35 @@ def test_changed_metric_config_needs_rebuild(pics, tmp_path, db_url, monkeypatch
         run_index(lib_dir, [root], db_url)
     report = run_index(lib_dir, [root], db_url, rebuild=True)
     assert report.embedded == {"tiny-vit": 24}
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         assert lib.provenance("tiny-vit")["config"]["options"]["seed"] == 5
 
 
 def test_index_factory_override_is_remembered(pics, tmp_path, db_url):  # noqa: F811
     lib_dir, root = tmp_path / "lib", pics[0].parent
     run_index(lib_dir, [root], db_url, factory="IVF2,Flat")
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         index = lib.vector_index("tiny-vit")
         assert not index.exact and index.factory == "IVF2,Flat" and index.ntotal == 24
     shutil.copyfile(pics[0], root / "new.jpg")
     run_index(lib_dir, [root], db_url)
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         assert lib.vector_index("tiny-vit").factory == "IVF2,Flat"
     run_index(lib_dir, [root], db_url, factory="auto")
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         assert lib.vector_index("tiny-vit").exact
 
 
 def test_readers_catch_up_with_a_stale_index_file(pics, tmp_path, db_url):  # noqa: F811
     lib_dir, root = tmp_path / "lib", pics[0].parent
     run_index(lib_dir, [root], db_url)
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         saved = lib.index_path("tiny-vit").read_bytes()
     shutil.copyfile(pics[0], root / "dup.jpg")
     Path(root / "extra.png").write_bytes(b"")  # fails; no vector
     pics[5].unlink()
     run_index(lib_dir, [root], db_url)
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         lib.index_path("tiny-vit").write_bytes(saved)  # as if the last save had not happened
         index = lib.vector_index("tiny-vit")
         assert sorted(index.ids()) == sorted(lib.ids("tiny-vit")) and index.ntotal == 23
@@ -170,7 +170,7 @@ def test_doctor_repairs_damage(pics, tmp_path, db_url):  # noqa: F811
 
     from lookalike.store.models import Content, Image, Vector
 
-    with LibraryStore.open(lib_dir, writable=True) as lib:
+    with LibraryFolder.open(lib_dir, writable=True) as lib:
         victim = lib.id_for_path(pics[0])
         with lib.store.transaction() as s:
             s.execute(delete(Vector).where(Vector.content_id == victim))  # lost vector
@@ -197,9 +197,9 @@ def test_listing_problems_are_recorded_and_cleared(pics, tmp_path, db_url):  # n
     (root / "loop").unlink()
     report = run_index(lib_dir, [root], db_url)
     assert report.skipped == 0 and report.deleted == 1
-    from lookalike.indexer.status import library_status
+    from lookalike.library.status import library_status
 
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         st = library_status(lib)
     assert st["files"] == {"total": 24, "ok": 24, "failed": 0, "skipped": 0}
 
@@ -214,17 +214,17 @@ def test_removals_from_a_graph_index_rebuild_it_once_at_save(pics, tmp_path, db_
         data = other.read_bytes()
         p.write_bytes(data + b"\0" * (p.stat().st_size % 7 + 1))
     builds: list[str] = []
-    original = LibraryStore.build_index
+    original = LibraryFolder.build_index
 
     def counting(self, row, factory, ids=None):
         builds.append(factory)
         return original(self, row, factory, ids)
 
-    monkeypatch.setattr(LibraryStore, "build_index", counting)
+    monkeypatch.setattr(LibraryFolder, "build_index", counting)
     report = run_index(lib_dir, [root], db_url, commit_every=1)
     assert report.deleted == 3 and report.read == 3
     assert builds == ["HNSW8,Flat"]
-    with LibraryStore.open(lib_dir) as lib:
+    with LibraryFolder.open(lib_dir) as lib:
         index = lib.vector_index("tiny-vit")
         assert index.factory == "HNSW8,Flat"
         assert sorted(index.ids()) == sorted(lib.ids("tiny-vit")) and index.ntotal == 21

@@ -8,16 +8,17 @@ import pytest
 from lookalike.embed.pipeline import Prepared
 from lookalike.embed.registry import get_config
 from lookalike.errors import NotAnImageError, UsageError
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.listing import FileEntry
-from lookalike.indexer.run import EmbedJob, Embedder, InProcess, IndexOptions, embed_batch, embed_chunk, index_library
+from lookalike.indexer.run import (EmbedJob, Embedder, InProcess, IndexOptions, embed_batch, index_library,
+                                   plan_batch)
 from lookalike.indexer.writer import FileResult, LibraryWriter
 from tests.dbfixtures import db_url  # noqa: F401
 
 
 @pytest.fixture
 def writer(tmp_path, db_url):  # noqa: F811
-    lib = LibraryStore.open(tmp_path / "lib", db_url=db_url, create=True, writable=True)
+    lib = LibraryFolder.open(tmp_path / "lib", db_url=db_url, create=True, writable=True)
     yield LibraryWriter(lib, [get_config("tiny-vit")])
     lib.close()
 
@@ -74,14 +75,14 @@ def test_mapper_embeds_each_content_once(writer):
              Prepared("/p/5.jpg", sha256="5" * 64, unchanged=True)]
     entries = {p.path: FileEntry(p.path, 1, 1) for p in chunk}
     emb = CountingEmbedder()
-    results = embed_chunk(chunk, entries, writer, emb)
+    results = embed_batch(plan_batch(chunk, entries, writer), emb)
     assert emb.rows == 2  # two distinct decoded contents
     assert [sorted(r.vectors) for r in results] == [["tiny-vit"], ["tiny-vit"], ["tiny-vit"], [], []]
     assert [r.status for r in results] == ["ok", "ok", "ok", "failed", "ok"]
     assert results[3].error == "not an image"
     for r in results[:3]:
         writer.add(r)
-    assert embed_chunk(chunk[:1], entries, writer, emb)[0].vectors == {}  # pending counts as known
+    assert embed_batch(plan_batch(chunk[:1], entries, writer), emb)[0].vectors == {}  # pending counts as known
     assert emb.rows == 2
 
 
@@ -113,7 +114,7 @@ def test_a_distributor_runs_the_mapper_of_an_indexing_run(photos, tmp_path):
     for p in photos[:5]:
         shutil.copy(p, pics / p.name)
     dist = CountingDistributor()
-    with LibraryStore.open(tmp_path / "lib", create=True, writable=True) as lib:
+    with LibraryFolder.open(tmp_path / "lib", create=True, writable=True) as lib:
         report = index_library(lib, [pics], IndexOptions(metrics=["tiny-vit"], batch_size=2, workers=0,
                                                          progress=False), distributor=dist)
     assert dist.batches == 3 and report.embedded == {"tiny-vit": 5}

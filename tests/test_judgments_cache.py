@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lookalike.embed.registry import get_config
-from lookalike.judgments.cache import FeatureCache, VectorStore, file_sha256, fingerprint, fingerprint_record
+from lookalike.files import sha256_file
+from lookalike.judgments.cache import FeatureCache, VectorStore, fingerprint, fingerprint_record
 
 
 def test_store_round_trip_and_merge(tmp_path: Path) -> None:
@@ -68,6 +69,6 @@ def test_file_sha256_is_content_based(tmp_path: Path) -> None:
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
     a.write_bytes(b"same")
     b.write_bytes(b"same")
-    assert file_sha256(a) == file_sha256(b)
+    assert sha256_file(a) == sha256_file(b)
     b.write_bytes(b"other")
-    assert file_sha256(a) != file_sha256(b)
+    assert sha256_file(a) != sha256_file(b)

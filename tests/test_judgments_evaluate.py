@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from lookalike.embed.distance import paired
 from lookalike.embed.images import load_image
-from lookalike.embed.registry import create_metric
+from lookalike.embed.factory import create_metric
 from lookalike.judgments import evaluate as ev
 from lookalike.judgments import scores as S
 from lookalike.judgments.cache import FeatureCache
@@ -61,7 +62,7 @@ def nights(tmp_path: Path, photos: list[Path]) -> Path:
 def _direct(metric_name: str, pairs_a: list[str], pairs_b: list[str]) -> np.ndarray:
     m = create_metric(metric_name, device="cpu")
     va, vb = m.embed(pairs_a), m.embed(pairs_b)
-    return ev.rowwise_distance(va, vb, m.distance_kind)
+    return paired(va, vb, m.distance_kind)
 
 
 def test_2afc_equals_formula_and_cache_serves_rerun(nights: Path, tmp_path: Path,
@@ -86,7 +87,7 @@ def test_2afc_equals_formula_and_cache_serves_rerun(nights: Path, tmp_path: Path
     def no_building(*args, **kwargs):
         raise AssertionError("a warm re-run must not build the metric")
 
-    monkeypatch.setattr("lookalike.embed.registry.create_metric", no_building)
+    monkeypatch.setattr("lookalike.embed.factory.create_metric", no_building)
     warm = ev.evaluate("2afc", nights, ["tiny-vit", "tiny-vit-b"], cache=cache, n_boot=200, progress=False)
     for c, w in zip(cold.results, warm.results, strict=True):
         assert w.cache_hits == 27 and w.computed == 0

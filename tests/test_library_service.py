@@ -15,9 +15,16 @@ from PIL import Image
 
 import lookalike
 from lookalike.errors import UsageError
+from lookalike.library.folder import LibraryFolder
 from tests.conftest import ROOT, run_cli
 
 METRIC = "tiny-vit"
+
+
+def _generation(path) -> int:
+    """The library's generation counter (bumped by every writer's commit)."""
+    with LibraryFolder.open(path) as folder:
+        return folder.generation()
 
 
 def index(pics, lib, home, *more: str) -> None:
@@ -38,7 +45,7 @@ def small(photos, tmp_path):
 
 
 def test_lookalike_library_is_the_search_service():
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
     assert lookalike.Library is Library
 
@@ -131,7 +138,7 @@ def test_threads_searching_while_another_process_indexes_see_the_new_images(phot
     errors: list[BaseException] = []
     seen: list[int] = []
     with lookalike.Library.open(lib_path) as lib:
-        gen = lib.store.generation()
+        gen = _generation(lib_path)
         assert len(lib.search(query, k=50, metrics=[METRIC])[0].hits[METRIC]) == 4
         writer = subprocess.Popen(
             [sys.executable, "-m", "lookalike", "index", str(pics), "--library", str(lib_path), "-m", METRIC,
@@ -155,7 +162,7 @@ def test_threads_searching_while_another_process_indexes_see_the_new_images(phot
         assert writer.returncode == 0, err
         assert not errors, errors
         assert seen and all(4 <= n <= 40 for n in seen)  # each search saw one committed state
-        assert lib.store.generation() > gen
+        assert _generation(lib_path) > gen
         assert len(lib.search(query, k=50, metrics=[METRIC])[0].hits[METRIC]) == 40
 
 
@@ -167,14 +174,15 @@ def test_index_builds_stream_vectors_from_the_database_in_chunks(photos, tmp_pat
     flat, ivf = tmp_path / "flat", tmp_path / "ivf"
     index(pics, flat, tmp_path / "home")
     index(pics, ivf, tmp_path / "home", "--index-factory", "IVF2,Flat")
-    with lookalike.Library.open(flat) as a, lookalike.Library.open(ivf) as b:
-        chunks = list(b.store.iter_vectors(METRIC, chunk=5))
+    with LibraryFolder.open(ivf) as folder:  # the folder under lookalike.Library
+        chunks = list(folder.iter_vectors(METRIC, chunk=5))
         assert [len(ids) for ids, _ in chunks] == [5, 5, 2]
         assert all(v.shape[0] == len(ids) for ids, v in chunks)
-        row = b.store.metric_row(METRIC)
-        rebuilt = b.store.build_index(row, "IVF2,Flat")  # trained on a sample, filled chunk by chunk
+        row = folder.metric_row(METRIC)
+        rebuilt = folder.build_index(row, "IVF2,Flat")  # trained on a sample, filled chunk by chunk
         assert rebuilt.factory == "IVF2,Flat" and rebuilt.ntotal == 12
-        assert sorted(rebuilt.ids().tolist()) == sorted(b.store.ids(METRIC).tolist())
+        assert sorted(rebuilt.ids().tolist()) == sorted(folder.ids(METRIC).tolist())
+    with lookalike.Library.open(flat) as a, lookalike.Library.open(ivf) as b:
         want = a.search(str(photos[0]), k=12, metrics=[METRIC])[0].hits[METRIC]
         got = b.search(str(photos[0]), k=12, metrics=[METRIC])[0].hits[METRIC]
         assert [h.path for h in got] == [h.path for h in want]  # approximate index, exact re-ranking

@@ -19,7 +19,8 @@ from lookalike.embed.backbones.lpips import (
 from lookalike.embed.config import Preprocess
 from lookalike.embed.images import load_image
 from lookalike.embed.preprocess import prepare, to_tensor
-from lookalike.embed.registry import create_metric, get_config
+from lookalike.embed.factory import create_metric
+from lookalike.embed.registry import get_config
 
 lpips = pytest.importorskip("lpips")
 faiss = pytest.importorskip("faiss")

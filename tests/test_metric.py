@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.embed.registry import create_metric
+from lookalike.embed.factory import create_metric
 from lookalike.errors import UsageError
 from tests.corpus import bad_files, odd_files
 

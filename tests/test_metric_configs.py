@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 
-from lookalike.embed.config import BadConfigError, MetricConfig, WeightFile, same_metric
-from lookalike.embed.provenance import provenance
+from lookalike.embed.config import BadConfigError, MetricConfig, WeightFile
+from lookalike.embed.provenance import fingerprint, provenance, same_metric
 from lookalike.embed.registry import get_config, load_user_configs
 
 
@@ -41,8 +41,8 @@ def test_fingerprint_covers_config_and_weight_digests():
     base = dataclasses.replace(get_config("tiny-vit"), weights=(WeightFile("w.pth", sha256="a" * 64),))
     other_weights = dataclasses.replace(base, weights=(WeightFile("w.pth", sha256="b" * 64),))
     other_dim = dataclasses.replace(base, dim=base.dim + 1)
-    assert len({base.fingerprint(), other_weights.fingerprint(), other_dim.fingerprint()}) == 3
-    assert base.fingerprint() == MetricConfig.from_dict(base.to_dict()).fingerprint()
+    assert len({fingerprint(base), fingerprint(other_weights), fingerprint(other_dim)}) == 3
+    assert fingerprint(base) == fingerprint(MetricConfig.from_dict(base.to_dict()))
     assert same_metric(provenance(base), base)
     assert not same_metric(provenance(base), other_weights)
     assert not same_metric(provenance(base), other_dim)

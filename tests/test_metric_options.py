@@ -11,7 +11,8 @@ import pytest
 
 from lookalike.embed.config import BadConfigError, MetricConfig
 from lookalike.embed.options import (DreamSimOptions, EffnetOptions, LpipsOptions, TinyVitOptions,
-                                     options_class, typed_options)
+                                     check_options, options_class, typed_options)
+from lookalike.embed.provenance import fingerprint
 from lookalike.embed.registry import builtin_configs, get_config, load_user_configs
 
 BUILTIN = sorted(builtin_configs())
@@ -25,7 +26,7 @@ def test_builtin_configs_round_trip_unchanged(name, caplog):
         opts = typed_options(config)
     assert caplog.text == ""  # no built-in option is unknown to its family
     assert again.to_dict() == config.to_dict() and again.to_json() == config.to_json()
-    assert again.fingerprint() == config.fingerprint()
+    assert fingerprint(again) == fingerprint(config)
     typed = dataclasses.asdict(opts)
     assert {k: typed[k] for k in config.options} == config.options  # every option read, as written
 
@@ -48,7 +49,7 @@ def test_each_family_has_its_options_type():
 def test_options_wrong_for_the_family_are_a_clear_error(name, options, match):
     data = {**get_config(name).to_dict(), "options": options}
     with pytest.raises(BadConfigError, match=match):
-        MetricConfig.from_dict(data)
+        check_options(MetricConfig.from_dict(data))
 
 
 def test_unknown_options_are_warned_about_and_dropped(caplog):

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from lookalike.embed.config import MetricConfig, Preprocess, WeightFile
+from lookalike.embed.factory import create_metric
 from lookalike.embed.registry import (
     builtin_configs,
-    create_metric,
     get_config,
     list_metrics,
     save_user_metric,

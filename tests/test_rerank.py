@@ -5,24 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.embed.distance import cosine, sqeuclidean
-from lookalike.search.rerank import array_fetcher, brute_force, exact_distances, rerank
+from lookalike.embed.distance import pairwise
+from lookalike.search.rerank import array_fetcher, brute_force, rerank
 
 
 @pytest.fixture(scope="module")
 def vectors(photos) -> np.ndarray:
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
 
     metric = create_metric("lpips-alex-random", device="cpu")
     return metric.embed_paths(photos[:80], workers=0, progress=False).vectors
 
 
-def test_exact_distances_match_the_metric_distances(vectors) -> None:
+def test_one_kernel_per_kind_the_reranker_and_the_metric_agree(vectors) -> None:
+    """Re-ranking, ``dupes`` and ``distance`` share :func:`lookalike.embed.distance.pairwise`: float64,
+    squared L2 summed as direct differences (exact to the last bits of a float64 definition)."""
     q, v = vectors[:5], vectors[5:]
-    assert np.allclose(exact_distances(q, v), sqeuclidean(q, v), rtol=1e-9, atol=1e-12)
-    assert np.allclose(exact_distances(q, v, "cosine"), cosine(q, v), atol=1e-6)
-    with pytest.raises(ValueError):
-        exact_distances(q, v, "manhattan")
+    direct = np.array([[((x.astype(np.float64) - y) ** 2).sum() for y in v] for x in q])
+    assert np.allclose(pairwise(q, v, "sqeuclidean"), direct, rtol=1e-12, atol=0)
+    for kind in ("sqeuclidean", "cosine"):
+        d, i = rerank(q, np.tile(np.arange(len(v)), (len(q), 1)), array_fetcher(v), len(v), kind=kind)
+        assert np.allclose(d, np.take_along_axis(pairwise(q, v, kind), i, 1), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="manhattan"):
+        pairwise(q, v, "manhattan")
 
 
 def test_rerank_returns_the_true_top_k_among_candidates(vectors) -> None:

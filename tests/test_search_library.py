@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.embed.registry import create_metric
+from lookalike.embed.factory import create_metric
 from lookalike.errors import UsageError
-from lookalike.search.library import Library
+from lookalike.library.folder import LibraryFolder
+from lookalike.library.service import Library
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,8 @@ def test_duplicates_on_an_approximate_index_match_the_exact_ones(library, tmp_pa
     run_cli("index", str(pics), "--library", str(copy), "-m", "effnet-lite0", "--index-factory", "HNSW8,Flat",
             "-q", check=True, env={"LOOKALIKE_HOME": str(lib_path.parent / "home")})
     with Library.open(lib_path) as exact, Library.open(copy) as approx:
-        assert approx.store.vector_index("effnet-lite0").factory == "HNSW8,Flat"
+        with LibraryFolder.open(copy) as folder:
+            assert folder.vector_index("effnet-lite0").factory == "HNSW8,Flat"
         want, got = exact.duplicates("effnet-lite0"), approx.duplicates("effnet-lite0")
     assert want and [[m[:2] for m in g.members] for g in got] == [[m[:2] for m in g.members] for g in want]
 

@@ -20,10 +20,9 @@ from tests.dbfixtures import copy_photos
 from tests.weights_server import random_bytes, server  # noqa: F401 (server is a fixture)
 
 from lookalike.embed.config import MetricConfig, UnsafeConfigError, WeightFile, check_config
-from lookalike.embed.metric import import_builder
+from lookalike.embed.factory import create_metric, import_builder
 from lookalike.embed.registry import (
     UnregisteredMetricError,
-    create_metric,
     get_config,
     library_config,
     list_metrics,
@@ -99,10 +98,10 @@ def tamper(lib: Path, config: dict[str, object]) -> None:
 
     from sqlalchemy import delete, func
 
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
     from lookalike.store.models import MetricIndex, Vector
 
-    with LibraryStore.open(lib, writable=True) as library, library.store.transaction() as s:
+    with LibraryFolder.open(lib, writable=True) as library, library.store.transaction() as s:
         first = s.scalar(select(func.min(Vector.content_id)))
         s.execute(delete(Vector).where(Vector.content_id == first))  # work for index and doctor
         row = s.scalar(select(MetricIndex).where(MetricIndex.name == config["name"]))
@@ -155,9 +154,9 @@ def test_registered_metric_with_a_tampered_config_is_rebuilt_from_the_registry(c
     assert not marker.exists()
     proc = run_cli("doctor", "--library", str(lib), "--repair", env=env)
     assert proc.returncode == 0, proc.stderr
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
 
-    with LibraryStore.open(lib) as library:
+    with LibraryFolder.open(lib) as library:
         assert library.provenance("tiny-vit")["config"] == get_config("tiny-vit").to_dict()
 
 

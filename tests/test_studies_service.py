@@ -312,7 +312,7 @@ def test_admin_operations_need_the_admin_token(sqlite_library):
 
 
 def test_a_service_wraps_a_library_the_caller_opened(sqlite_library):
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
     name, pid = _create(sqlite_library)
     with Library.open(sqlite_library) as lib:
@@ -398,7 +398,7 @@ def test_the_indexer_keeps_the_content_a_study_shows(tmp_path, photos):
     from sqlalchemy import select
 
     from lookalike.indexer.doctor import diagnose
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
     from lookalike.store.models import Content, Vector
 
     pics = tmp_path / "pics"
@@ -417,7 +417,7 @@ def test_the_indexer_keeps_the_content_a_study_shows(tmp_path, photos):
     saved = gone.read_bytes()
     gone.unlink()
     run_cli("index", "--library", str(lib), "-q", check=True)
-    with LibraryStore.open(lib) as indexed:
+    with LibraryFolder.open(lib) as indexed:
         with indexed.store.session() as s:
             assert s.get(Content, cid) is not None  # the study's identity of the image is kept
             assert not list(s.scalars(select(Vector).where(Vector.content_id == cid)))  # search no longer finds it

@@ -16,7 +16,8 @@ from lookalike.embed.backbones import fake_weights
 from lookalike.embed.backbones import lpips as lpips_backbone
 from lookalike.embed.images import load_image
 from lookalike.embed.preprocess import prepare, to_tensor
-from lookalike.embed.registry import create_metric, get_config
+from lookalike.embed.factory import create_metric
+from lookalike.embed.registry import get_config
 from lookalike.errors import UsageError
 from lookalike.paths import weights_dir
 
@@ -184,7 +185,7 @@ def test_diffsim_refuses_to_be_trainable_and_has_no_embedding_network() -> None:
 
 
 def test_import_lookalike_stays_light_and_exports_build_network() -> None:
-    from lookalike.embed.metric import build_network as public
+    from lookalike.embed.factory import build_network as public
 
     code = "import sys, lookalike; print('build_network' in lookalike.__all__, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

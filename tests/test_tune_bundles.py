@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.embed.registry import create_metric, get_config, list_metrics
+from lookalike.embed.factory import create_metric
+
+from lookalike.embed.registry import get_config, list_metrics
 from lookalike.errors import UsageError, WeightsCorruptError
 from lookalike.tune import bundles
 from lookalike.tune.trainer import runs_dir, tune
@@ -68,7 +70,7 @@ def test_the_tuned_metric_is_base_then_head_and_tampering_is_refused(folders: Pa
     assert result is not None and "tv-head" in list_metrics(include_test=True)
     images = photos[:5]
     tuned, base = create_metric("tv-head", device="cpu"), create_metric("tiny-vit", device="cpu")
-    from lookalike.tune.heads import load_head
+    from lookalike.embed.backbones.tuned import load_head
 
     head = load_head(str(result.path / "head.safetensors"), 32, 512)
     import torch

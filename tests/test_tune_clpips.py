@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.embed.registry import create_metric
+from lookalike.embed.factory import create_metric
 from lookalike.judgments.evaluate import evaluate
 from lookalike.tune.trainer import tune
 from tests.tune_data import write_rule_rankings

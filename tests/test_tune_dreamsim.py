@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from lookalike.embed.backbones import fake_weights
-from lookalike.embed.registry import create_metric, get_config
+from lookalike.embed.factory import create_metric
+from lookalike.embed.registry import get_config
 from lookalike.paths import weights_dir
 from lookalike.tune.trainer import tune
 from tests.tune_data import write_rule_nights

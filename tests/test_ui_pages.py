@@ -189,17 +189,17 @@ def test_compare_pasted_path_and_a_bad_path(library: Path, photos: list[Path]) -
 
 def test_compare_shows_missing_weights_with_the_remedy(library: Path, photos: list[Path],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import lookalike.embed.registry as registry
+    import lookalike.embed.factory as factory
     from lookalike.errors import WeightsMissingError
 
-    real = registry.create_metric
+    real = factory.create_metric
 
     def create(name, *a, **kw):  # this machine has tiny-vit's code but pretend its weights are gone
         if name == "tiny-vit":
             raise WeightsMissingError("weights for 'tiny-vit' are not in the cache")
         return real(name, *a, **kw)
 
-    monkeypatch.setattr(registry, "create_metric", create)
+    monkeypatch.setattr(factory, "create_metric", create)
     at = page("compare", token=ADMIN)
     at.file_uploader(key="upload").upload("q.png", _png(photos[5]), "image/png").run()
     no_exceptions(at)

@@ -9,7 +9,7 @@ import shutil
 import sqlalchemy as sa
 
 from lookalike.files import display_path, path_to_text, text_to_path
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 
 
 def test_text_form_round_trips_any_path():
@@ -38,7 +38,7 @@ def test_index_status_search_with_a_latin1_name(cli, photos, tmp_path):
     report = json.loads(out.stdout)
     assert (report["read"], report["failed"]) == (3, 1)
     assert os.fsencode(report["failures"][0]["path"]) == os.fsencode(folder) + b"/bad\xff.jpg"
-    with LibraryStore.open(lib) as library:
+    with LibraryFolder.open(lib) as library:
         cid = library.id_for_path(name)
         assert cid is not None and library.all_paths_for([cid]) == {cid: [name]}
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'lib' / 'library.db'}")

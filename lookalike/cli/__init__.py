@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lookalike import __version__
+from lookalike._version import __version__
 from lookalike.errors import LookalikeError
 
 #: Subcommand modules, in the order ``--help`` lists them (missing ones are skipped).

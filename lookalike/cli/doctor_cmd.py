@@ -30,9 +30,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from lookalike.files import display_path
     from lookalike.indexer.doctor import diagnose, repair
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
 
-    with LibraryStore.open(args.library, db_url=args.db, writable=args.repair) as lib:
+    with LibraryFolder.open(args.library, db_url=args.db, writable=args.repair) as lib:
         before = diagnose(lib, prune=args.prune)
         if args.repair and before:
             done = repair(lib, wait=args.wait, workers=args.workers, device=args.device,

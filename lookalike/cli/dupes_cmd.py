@@ -31,7 +31,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lookalike.errors import UsageError
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
     if args.k < 1:
         raise UsageError(f"-k must be at least 1, got {args.k}")

@@ -52,7 +52,7 @@ def read_paths(path: str | os.PathLike[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
     from lookalike.files import display_path, expand_inputs
     from lookalike.atomic import atomic_write, atomic_write_bytes
 

@@ -58,13 +58,13 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from lookalike.errors import UsageError
     from lookalike.files import display_path
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
     from lookalike.indexer.run import DEFAULT_METRIC, IndexOptions, index_library
 
     for d in args.dirs:
         if not Path(d).exists():
             raise UsageError(f"no such file or folder: {d}")
-    with LibraryStore.open(args.library, db_url=args.db, create=True, writable=True) as lib:
+    with LibraryFolder.open(args.library, db_url=args.db, create=True, writable=True) as lib:
         metrics = args.metrics or lib.metrics() or [DEFAULT_METRIC]
         opts = IndexOptions(metrics=metrics, batch_size=args.batch_size, commit_every=args.commit_every,
                             commit_every_s=args.commit_seconds, workers=args.workers,

@@ -35,7 +35,7 @@ def _parse_query(q: str) -> str | int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
     with Library.open(args.library, db_url=args.db, device=args.device) as lib:
         results = lib.search([_parse_query(q) for q in args.queries], k=args.k, metrics=args.metric,

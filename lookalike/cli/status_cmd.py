@@ -19,7 +19,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lookalike.files import display_path
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
     with Library.open(args.library, db_url=args.db) as lib:
         st = lib.status()

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import importlib.util
 
     from lookalike.errors import UsageError
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
     if importlib.util.find_spec("streamlit") is None:
         raise UsageError("the app needs Streamlit: pip install 'lookalike[ui]'")

@@ -6,6 +6,7 @@ imported, only by :func:`create_metric`.
 
 from __future__ import annotations
 
-from lookalike.embed.registry import create_metric, get_config, list_metrics
+from lookalike.embed.factory import create_metric
+from lookalike.embed.registry import get_config, list_metrics
 
 __all__ = ["create_metric", "get_config", "list_metrics"]

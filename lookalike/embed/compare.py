@@ -12,8 +12,9 @@ from typing import Any
 def image_distances(a: str, b: str, metrics: list[str], device: str | None = None) -> list[dict[str, Any]]:
     """One row per metric: its name, distance kind and the distance between images ``a`` and ``b``."""
     from lookalike.embed.images import load_image
-    from lookalike.embed.registry import create_metric, get_config
-    from lookalike.search.rerank import exact_distances
+    from lookalike.embed.factory import create_metric
+    from lookalike.embed.registry import get_config
+    from lookalike.embed.distance import pairwise
 
     for name in metrics:  # fail on a typo before loading any network
         get_config(name)
@@ -21,10 +22,10 @@ def image_distances(a: str, b: str, metrics: list[str], device: str | None = Non
     rows = []
     for name in metrics:
         metric = create_metric(name, device=device)
-        if getattr(metric, "kind", "embedding") == "pairwise":
+        if metric.kind == "pairwise":
             d = max(0.0, float(metric.distance_pairs(images[:1], images[1:])[0]))
         else:
             va, vb = metric.embed(images)
-            d = max(0.0, float(exact_distances(va[None], vb[None], metric.distance_kind)[0, 0]))
+            d = max(0.0, float(pairwise(va[None], vb[None], metric.distance_kind)[0, 0]))
         rows.append({"metric": name, "distance_kind": metric.distance_kind, "distance": d})
     return rows

@@ -1,5 +1,9 @@
 """Metric configs: plain data that saves and loads itself as JSON.
 
+Plain data: nothing here reads the weights cache (a config's identity, which includes its weights'
+digests, is :mod:`lookalike.embed.provenance`) or checks a family's options (that is
+:func:`lookalike.embed.options.check_options`, which the registry runs on every config it reads).
+
 A metric is fully described by a :class:`MetricConfig`: how to build its network (``builder``, a
 ``"module:function"`` path imported only when the metric is created), what its vectors are
 (``dim``, ``distance``), how images are prepared (:class:`Preprocess`), and which weight files
@@ -13,7 +17,6 @@ relative, normalised paths that stay inside the weights cache, URLs are http(s).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -26,6 +29,8 @@ from typing import Any, Literal
 from lookalike.errors import LookalikeError
 
 Distance = Literal["cosine", "sqeuclidean"]
+#: What a metric gives: vectors (``embedding``) or only a distance between two images (``pairwise``).
+MetricKind = Literal["embedding", "pairwise"]
 
 #: The only builders a config may name: a ``build`` function of one of lookalike's own backbones.
 BUILDER_PATTERN = re.compile(r"lookalike\.embed\.backbones\.[a-z][a-z0-9_]*:build")
@@ -203,6 +208,13 @@ class MetricConfig:
     family: str = ""
     test_only: bool = False
 
+    @property
+    def kind(self) -> MetricKind:
+        """``pairwise`` when the config's options say so (DiffSim: :mod:`lookalike.embed.pairwise`),
+        else ``embedding``. Read from ``options`` so that stored configs and fingerprints stay as
+        they were; the one place that reads it."""
+        return "pairwise" if self.options.get("kind") == "pairwise" else "embedding"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -237,22 +249,7 @@ class MetricConfig:
             check_types(wf, f"{where} weights")
         if config.dim < 0:  # 0: a pairwise metric (no vectors)
             raise BadConfigError(f"{where}: dim must not be negative, got {config.dim}")
-        from lookalike.embed.options import options_class, typed_options
-
-        if options_class(config) is not None:  # options wrong for the family: BadConfigError now
-            typed_options(config)
         return config
-
-    def weight_digests(self) -> dict[str, str | None]:
-        """Each weight file's sha256: the config's, else the one pinned in the cache (its first
-        verified download), else ``None``."""
-        from lookalike.embed.weights import expected_digest
-
-        return {wf.name: expected_digest(wf) for wf in self.weights}
-
-    def fingerprint(self) -> str:
-        """One identity of this metric: a hash of the config and the digests of its resolved weights."""
-        return fingerprint(self.to_dict(), self.weight_digests())
 
     @classmethod
     def from_json(cls, text: str) -> MetricConfig:
@@ -264,29 +261,3 @@ class MetricConfig:
     @classmethod
     def load(cls, path: str | Path) -> MetricConfig:
         return cls.from_json(Path(path).read_text())
-
-
-def canonical(config: Mapping[str, Any]) -> str:
-    """A canonical text of a config dict (tuples and lists compare equal)."""
-    return json.dumps(config, sort_keys=True, default=list)
-
-
-def fingerprint(config: Mapping[str, Any], digests: Mapping[str, str | None]) -> str:
-    """sha256 of a config dict and its weights' digests (see :meth:`MetricConfig.fingerprint`)."""
-    text = canonical({"config": config, "weights_sha256": dict(digests)})
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def same_metric(stored: Any, config: MetricConfig) -> bool:
-    """Whether vectors recorded with provenance ``stored`` (see
-    :func:`lookalike.embed.provenance.provenance`) were made by ``config``: the same config, and
-    every weight digest known on both sides equal. The one answer to "same metric?"."""
-    if not isinstance(stored, Mapping) or not isinstance(stored.get("config"), Mapping):
-        return False
-    if canonical(stored["config"]) != canonical(config.to_dict()):
-        return False
-    then = stored.get("weights_sha256")
-    if not isinstance(then, Mapping):
-        return True  # recorded before digests were: the config decides
-    now = config.weight_digests()
-    return all(then.get(n) is None or d is None or then.get(n) == d for n, d in now.items())

@@ -18,6 +18,7 @@ def describe_metrics(include_test: bool = False) -> MetricsListing:
     """Every registered metric (name, dim, distance, offline?, weights present?, fingerprint) and
     the user metric files skipped, with the reason."""
     from lookalike.embed.registry import builtin_configs, load_user_configs
+    from lookalike.embed.provenance import fingerprint
     from lookalike.embed.weights import is_present
 
     users, problems = load_user_configs()
@@ -33,7 +34,7 @@ def describe_metrics(include_test: bool = False) -> MetricsListing:
             "weights_present": all(is_present(w) for w in config.weights),
             "test_only": config.test_only,
             "user": config.name in users,
-            "fingerprint": config.fingerprint(),
+            "fingerprint": fingerprint(config),
             "description": config.description,
         })
     return out

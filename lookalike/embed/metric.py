@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,62 +12,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lookalike.embed.config import MetricConfig, UnsafeConfigError, check_builder, check_config
-from lookalike.embed.device import pick_device
+from lookalike.embed.config import MetricConfig, MetricKind
 from lookalike.embed.distance import pairwise
 from lookalike.embed.images import load_image, to_rgb
 from lookalike.embed.pipeline import batched, prepare_files
 from lookalike.embed.preprocess import prepare, to_tensor
-from lookalike.errors import UsageError
 from lookalike.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-#: A builder turns a config into a module mapping (N, 3, S, S) floats in [0, 1] to (N, dim):
-#: ``build(config, trainable=False)`` (see :mod:`lookalike.embed.backbones`).
-Builder = Callable[..., torch.nn.Module]
-
-
-def import_builder(path: str) -> Builder:
-    """The ``build`` function named by ``path``, which must pass :func:`check_builder` first:
-    nothing outside ``lookalike.embed.backbones`` is ever imported for a config."""
-    module, _, attr = check_builder(path).partition(":")
-    try:
-        func = getattr(importlib.import_module(module), attr, None)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:  # a dependency of a real backbone is missing: say so
-            raise
-        func = None
-    if not callable(func):
-        raise UnsafeConfigError(f"refusing builder {path!r}: lookalike has no such backbone")
-    return func
-
-
-def build_network(config_or_name: str | MetricConfig, trainable: bool = False,
-                  device: str | torch.device | None = None) -> torch.nn.Module:
-    """The network of an embedding metric (a name or a config): ``(N, 3, S, S)`` floats in [0, 1]
-    -> ``(N, dim)``, on ``device`` (``None``: CUDA when present, else the CPU).
-
-    ``trainable=False``: what :func:`lookalike.create_metric` embeds with (eval mode, no parameter
-    requires grad). ``trainable=True``: training mode with gradients on what the family tunes:
-    all weights of tiny ViTs and untuned ViT baselines; EfficientNet's weights with BatchNorm
-    statistics frozen; LPIPS's linear heads (trunk frozen); a DreamSim LoRA adapter, unmerged;
-    a tuned bundle's adapter, or its head on a trainable base. Raises :class:`UsageError` for a
-    pairwise metric (DiffSim), which has no embedding network.
-    """
-    from lookalike.embed.registry import get_config
-
-    config = config_or_name if isinstance(config_or_name, MetricConfig) else get_config(config_or_name)
-    check_config(config)
-    builder = import_builder(config.builder)
-    if config.options.get("kind") == "pairwise":
-        if trainable:
-            builder(config, pick_device(device), trainable=True)  # the family says why it cannot
-        raise UsageError(f"{config.name} is a pairwise metric (it scores pairs of images, it has no "
-                         "embedding network); use lookalike.create_metric to score with it")
-    net = builder(config, trainable=bool(trainable))
-    return net.to(pick_device() if device is None else torch.device(device))
-
 
 @dataclass
 class EmbedResult:
@@ -80,7 +31,8 @@ class EmbedResult:
 
 
 class Metric:
-    """An image -> vector function with a known distance. Build with :func:`create_metric`."""
+    """An image -> vector function with a known distance. Build with :func:`lookalike.create_metric`
+    (:mod:`lookalike.embed.factory`)."""
 
     def __init__(self, config: MetricConfig, module: torch.nn.Module, device: torch.device,
                  precision: str = "fp32") -> None:
@@ -89,25 +41,14 @@ class Metric:
         self.device = device
         self.precision = precision
 
-    @classmethod
-    def from_config(cls, config: MetricConfig, device: str | None = None,
-                    precision: str = "fp32") -> Metric:
-        dev = pick_device(device)
-        module = build_network(config, trainable=False, device="cpu")
-        if precision == "int8":
-            if dev.type != "cpu":
-                raise UsageError("int8 dynamic quantisation runs on the CPU only")
-            if not config.options.get("int8"):
-                raise UsageError(f"{config.name} does not offer int8 (its top-10 neighbours were not "
-                                 "shown to agree with fp32); use --precision fp32")
-            module = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
-        elif precision != "fp32":
-            raise UsageError(f"unknown precision {precision!r} (fp32 or int8)")
-        return cls(config, module.to(dev), dev, precision)
-
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def kind(self) -> MetricKind:
+        """``embedding`` (see :attr:`lookalike.embed.config.MetricConfig.kind`)."""
+        return self.config.kind
 
     @property
     def dim(self) -> int:

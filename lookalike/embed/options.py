@@ -91,7 +91,7 @@ class DiffSimMetricOptions(DiffSimOptions):
 
 @dataclass(frozen=True)
 class TunedOptions:
-    """A tuned metric's bundle (see :mod:`lookalike.tune.apply`)."""
+    """A tuned metric's bundle (see :mod:`lookalike.embed.backbones.tuned`)."""
 
     base: dict[str, Any]
     method: Literal["lora", "mlp", "lpips-linear"]
@@ -132,3 +132,11 @@ def typed_options(config: MetricConfig) -> Any:
         raise BadConfigError(f"{where}: {exc}") from None
     check_types(opts, where)
     return opts
+
+
+def check_options(config: MetricConfig) -> MetricConfig:
+    """``config`` if its options read into its family's dataclass (a builder without an options type
+    passes); raises :class:`BadConfigError` for options wrong for the family."""
+    if options_class(config) is not None:
+        typed_options(config)
+    return config

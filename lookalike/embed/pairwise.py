@@ -12,8 +12,8 @@ The cache lives under ``$LOOKALIKE_HOME/cache/pairwise/<metric>-<fingerprint>/``
 per image named by the sha256 of the image's content (a file's bytes; an in-memory image's pixels).
 The fingerprint hashes the metric's config and the features' dtype, so changing any setting (layer,
 timestep, prompt, weights...) or precision starts a new cache. Features are stored exactly as
-computed, so results with and without the cache are identical. A config's ``options["kind"]`` says
-``"pairwise"``; its ``builder`` returns a scorer with ``extract(uint8 batch) -> [features]``,
+computed, so results with and without the cache are identical. A config's ``kind`` (its ``options["kind"]``)
+says ``"pairwise"``; its ``builder`` returns a scorer with ``extract(uint8 batch) -> [features]``,
 ``distance(fa, fb) -> float``, ``feature_dtype`` and ``opts.batch_size``.
 """
 
@@ -33,6 +33,7 @@ from PIL import Image
 
 from lookalike.embed.config import MetricConfig
 from lookalike.errors import UsageError
+from lookalike.files import sha256_file
 from lookalike.paths import home
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray
 CACHE_FORMAT = 1
 _MEMO = 8  # features kept in memory while pairs are scored (each can be megabytes)
-
-
-def is_pairwise(config: MetricConfig) -> bool:
-    return config.options.get("kind") == "pairwise"
 
 
 def image_key(item: ImageLike) -> str:
@@ -54,8 +51,7 @@ def image_key(item: ImageLike) -> str:
         h.update(f"pixels:{arr.dtype}:{arr.shape}:".encode())
         h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
-    with open(item, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return sha256_file(item)
 
 
 def cache_root() -> Path:
@@ -63,7 +59,8 @@ def cache_root() -> Path:
 
 
 class PairwiseMetric:
-    """A pairwise metric built from its config. Build with :func:`lookalike.create_metric`."""
+    """A pairwise metric built from its config. Build with :func:`lookalike.create_metric`
+    (:func:`lookalike.embed.factory.pairwise_metric`)."""
 
     kind = "pairwise"
 
@@ -73,18 +70,6 @@ class PairwiseMetric:
         self.device = device
         self.cache = cache
         self.precision = "fp32"
-
-    @classmethod
-    def from_config(cls, config: MetricConfig, device: str | None = None, precision: str = "fp32",
-                    cache: bool = True) -> PairwiseMetric:
-        from lookalike.embed.device import pick_device
-        from lookalike.embed.metric import import_builder
-
-        if precision != "fp32":
-            raise UsageError(f"{config.name} is a pairwise metric; it offers no {precision!r} mode "
-                             "(it runs fp16 on CUDA, fp32 on the CPU)")
-        dev = pick_device(device)
-        return cls(config, import_builder(config.builder)(config, dev), dev, cache)
 
     @property
     def name(self) -> str:

@@ -2,10 +2,11 @@
 
 Built-in configs live in ``lookalike/embed/catalog/*.json`` (one file per family); metrics that users
 tune themselves live as JSON in :func:`lookalike.paths.user_metrics_dir`. Nothing heavy is imported
-here: a metric's network is built only by :func:`create_metric`.
+here: a metric is built only by :mod:`lookalike.embed.factory`.
 
 Every config read here passes :func:`lookalike.embed.config.check_config` (builders from
-lookalike's own backbones only, weight names that stay inside the cache). A config stored in a
+lookalike's own backbones only, weight names that stay inside the cache) and
+:func:`lookalike.embed.options.check_options` (options its family reads). A config stored in a
 library is never built: :func:`library_config` returns the registered config of the same name and
 only compares the stored one with it.
 """
@@ -18,17 +19,15 @@ import json
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lookalike.embed.config import MetricConfig, UnsafeConfigError, check_config, same_metric
+from lookalike.embed.config import MetricConfig, UnsafeConfigError, check_config
+from lookalike.embed.options import check_options
+from lookalike.embed.provenance import check_same_metric
 from lookalike.errors import LookalikeError, UnknownMetricError, UsageError
 from lookalike.paths import user_metrics_dir
 
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from lookalike.embed.metric import Metric
-
 
 @functools.cache
 def builtin_configs() -> dict[str, MetricConfig]:
@@ -38,7 +37,7 @@ def builtin_configs() -> dict[str, MetricConfig]:
         if not entry.name.endswith(".json"):
             continue
         for item in json.loads(entry.read_text()):
-            config = check_config(MetricConfig.from_dict(item))
+            config = check_options(check_config(MetricConfig.from_dict(item)))
             if config.name in out:
                 raise ValueError(f"metric {config.name!r} defined twice (in {entry.name})")
             out[config.name] = config
@@ -63,7 +62,7 @@ def load_user_configs(folder: Path | None = None) -> tuple[dict[str, MetricConfi
             try:
                 if not path.is_file():
                     raise UnsafeConfigError("not a regular file")
-                config = MetricConfig.load(path) if bundle else check_config(MetricConfig.load(path))
+                config = check_options(MetricConfig.load(path) if bundle else check_config(MetricConfig.load(path)))
                 if bundle and config.name != path.parent.name:
                     raise UsageError(f"bundle folder {path.parent.name!r} holds metric {config.name!r}; "
                                      "the names must match")
@@ -112,7 +111,7 @@ def get_config(name: str) -> MetricConfig:
 
 def save_user_metric(config: MetricConfig, folder: Path | None = None) -> Path:
     """Register a user metric by writing its config (atomically) where the registry finds it."""
-    check_config(config)
+    check_options(check_config(config))
     if config.name in builtin_configs():
         raise UsageError(f"user metric {config.name!r} shadows a built-in metric; rename it")
     folder = folder or user_metrics_dir()
@@ -122,18 +121,6 @@ def save_user_metric(config: MetricConfig, folder: Path | None = None) -> Path:
     tmp.write_text(config.to_json() + "\n")
     tmp.replace(path)
     return path
-
-
-def create_metric(name: str | MetricConfig, device: str | None = None, precision: str = "fp32") -> Metric:
-    """Build a ready-to-use metric. ``device=None`` picks CUDA when present, else the CPU."""
-    from lookalike.embed.metric import Metric
-
-    config = name if isinstance(name, MetricConfig) else get_config(name)
-    if config.options.get("kind") == "pairwise":  # DiffSim & co: see lookalike.embed.pairwise
-        from lookalike.embed.pairwise import PairwiseMetric
-
-        return PairwiseMetric.from_config(config, device=device, precision=precision)  # type: ignore[return-value]
-    return Metric.from_config(config, device=device, precision=precision)
 
 
 class UnregisteredMetricError(UnknownMetricError):
@@ -161,8 +148,5 @@ def library_config(name: str, provenance: Any, allow_changed: bool = False) -> M
             "never builds a metric from the config stored in a library (register it as a built-in "
             f"or user metric in {user_metrics_dir()} to use it)") from None
     if provenance is not None and not allow_changed:
-        if not same_metric(provenance, config):
-            raise UsageError(
-                f"the library's {name!r} vectors were made by a different config of that metric than "
-                f"the registered one; re-embed them with `lookalike index --metric {name} --rebuild`")
+        check_same_metric(provenance, config)
     return config

@@ -19,13 +19,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 
 from lookalike.embed.registry import library_config
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.plan import under
-from lookalike.indexer.vectors import VectorIndex
+from lookalike.library.reconcile import DIMENSION, DUPLICATES, MISSING, UNREADABLE, reconcile
 from lookalike.store.records import Metric
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ class Finding:
         return asdict(self)
 
 
-def unavailable_roots(lib: LibraryStore) -> list[str]:
+def unavailable_roots(lib: LibraryFolder) -> list[str]:
     """Roots that are missing or hold nothing at all (an unmounted drive's empty mount point)."""
     return [r for r in lib.records.roots() if not os.path.lexists(r) or _empty_folder(r)]
 
@@ -61,7 +60,7 @@ def _empty_folder(path: str) -> bool:
         return False
 
 
-def vanished_files(lib: LibraryStore, prune: bool = False) -> tuple[list[str], list[str]]:
+def vanished_files(lib: LibraryFolder, prune: bool = False) -> tuple[list[str], list[str]]:
     """Indexed paths that no longer exist: ``(gone, kept)``; ``kept`` are those under an
     unavailable root (all of them count as gone with ``prune``)."""
     blind = [] if prune else unavailable_roots(lib)
@@ -70,7 +69,7 @@ def vanished_files(lib: LibraryStore, prune: bool = False) -> tuple[list[str], l
     return [p for p in paths if not under(p, blind)], kept
 
 
-def diagnose(lib: LibraryStore, prune: bool = False) -> list[Finding]:
+def diagnose(lib: LibraryFolder, prune: bool = False) -> list[Finding]:
     """Every inconsistency found, without changing anything."""
     out: list[Finding] = []
     gone, kept = vanished_files(lib, prune)
@@ -106,36 +105,29 @@ def diagnose(lib: LibraryStore, prune: bool = False) -> list[Finding]:
     return out
 
 
-def _check_index(lib: LibraryStore, row: Metric) -> list[Finding]:
+def _check_index(lib: LibraryFolder, row: Metric) -> list[Finding]:
     path = lib.index_path(row.name)
     db_ids = lib.ids(row.name)
-    if not path.is_file():
-        if len(db_ids):
-            return [Finding("index-missing", f"no index file {path.name}", len(db_ids), row.name)]
-        return []
-    try:
-        index = VectorIndex.load(path, row.name, row.distance)
-    except Exception as exc:  # noqa: BLE001
-        return [Finding("index-unreadable", f"{path.name}: {exc}", 1, row.name)]
-    if index.dim != row.dim:
-        return [Finding("index-dimension", f"index is {index.dim}-d, metric is {row.dim}-d", 1, row.name)]
-    ids = index.ids()
+    found = reconcile(path, row.name, row.dim, row.distance, db_ids)
+    if found.problem == MISSING:
+        return [Finding(MISSING, found.detail, len(db_ids), row.name)]
+    if found.problem == UNREADABLE:
+        return [Finding(UNREADABLE, f"{path.name}: {found.detail}", 1, row.name)]
+    if found.problem == DIMENSION:
+        return [Finding(DIMENSION, found.detail, 1, row.name)]
     out = []
-    dup = len(ids) - len(np.unique(ids))
-    if dup:
-        out.append(Finding("index-duplicates", "ids stored twice in the index", dup, row.name))
-    extra = np.setdiff1d(ids, db_ids)
-    if len(extra):
-        out.append(Finding("index-extra", "index ids with no database vector", len(extra), row.name,
-                           extra[:EXAMPLES].tolist()))
-    missing = np.setdiff1d(db_ids, ids)
-    if len(missing):
-        out.append(Finding("index-behind", "database vectors not yet in the index file", len(missing),
-                           row.name, missing[:EXAMPLES].tolist()))
+    if found.duplicates:
+        out.append(Finding(DUPLICATES, "ids stored twice in the index", found.duplicates, row.name))
+    if len(found.extra):
+        out.append(Finding("index-extra", "index ids with no database vector", len(found.extra), row.name,
+                           found.extra[:EXAMPLES].tolist()))
+    if len(found.missing):
+        out.append(Finding("index-behind", "database vectors not yet in the index file", len(found.missing),
+                           row.name, found.missing[:EXAMPLES].tolist()))
     return out
 
 
-def repair(lib: LibraryStore, wait: bool = False, workers: int | None = None,
+def repair(lib: LibraryFolder, wait: bool = False, workers: int | None = None,
            device: str | None = None, prune: bool = False) -> list[str]:
     """Fix everything :func:`diagnose` can fix; returns what was done (one line each)."""
     from lookalike.indexer.run import IndexOptions, index_library

@@ -3,8 +3,9 @@
 Decoding and resizing run in worker processes (:func:`lookalike.embed.pipeline.prepare_files`)
 ahead of inference; each batch is planned against the database (:func:`plan_batch`: which metrics
 each content still needs) and embedded by a pure mapper (:func:`embed_batch`: arrays in, vectors
-out) that a :class:`Distributor` runs (:class:`InProcess` today; Ray Data can replace it). Results
-are committed every ``commit_every`` files.
+out) that a :class:`Distributor` runs (:class:`InProcess`, the only one). The mapper is bound to an
+:class:`Embedder` holding loaded models, so it cannot yet be shipped to worker processes or Ray
+actors. Results are committed every ``commit_every`` files.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from lookalike.embed.config import MetricConfig
 from lookalike.embed.pipeline import Prepared, batched, prepare_files
 from lookalike.embed.registry import library_config
 from lookalike.files import PATH_TOO_LONG, display_path
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.indexer.listing import FileEntry, walk
 from lookalike.indexer.lock import WriterLock
 from lookalike.indexer.plan import make_plan
@@ -84,7 +85,7 @@ class IndexReport:
         return out
 
 
-def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]] | None = None,
+def index_library(library: LibraryFolder, roots: Sequence[str | os.PathLike[str]] | None = None,
                   options: IndexOptions | None = None, embedder: Embedder | None = None,
                   configs: Sequence[MetricConfig] | None = None,
                   distributor: Distributor | None = None) -> IndexReport:
@@ -117,7 +118,7 @@ def index_library(library: LibraryStore, roots: Sequence[str | os.PathLike[str]]
     return report
 
 
-def _index(library: LibraryStore, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
+def _index(library: LibraryFolder, writer: LibraryWriter, roots: Sequence[str | os.PathLike[str]] | None,
            opts: IndexOptions, embedder: Embedder | None, configs: Sequence[MetricConfig],
            stop: StopSignals, distributor: Distributor | None = None) -> IndexReport:
     top = [os.path.abspath(r) for r in roots] if roots else known_roots(library)
@@ -219,7 +220,7 @@ class StopSignals:
             signal.signal(sig, old)
 
 
-def run_metrics(library: LibraryStore, requested: Sequence[str]) -> list[str]:
+def run_metrics(library: LibraryFolder, requested: Sequence[str]) -> list[str]:
     """The metrics a run brings up to date: every metric of the library plus the requested ones.
 
     A library's metrics cover all of its images: adding a metric (``index DIR --metric X``) embeds
@@ -228,11 +229,11 @@ def run_metrics(library: LibraryStore, requested: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*library.metrics(), *requested]))
 
 
-def resolve_config(library: LibraryStore, name: str) -> MetricConfig:
+def resolve_config(library: LibraryFolder, name: str) -> MetricConfig:
     """The registered config of ``name``; a config stored in the library is never built."""
     stored = library.provenance(name) if name in library.metrics() else None
     config = library_config(name, stored, allow_changed=True)  # the writer compares (or --rebuild)
-    if config.options.get("kind") == "pairwise":
+    if config.kind == "pairwise":
         from lookalike.errors import UsageError
 
         raise UsageError(f"{name} is a pairwise metric (it compares two images; it has no vectors to "
@@ -240,7 +241,7 @@ def resolve_config(library: LibraryStore, name: str) -> MetricConfig:
     return config
 
 
-def known_roots(library: LibraryStore) -> list[str]:
+def known_roots(library: LibraryFolder) -> list[str]:
     roots = library.records.roots()
     if not roots:
         from lookalike.errors import UsageError
@@ -259,7 +260,7 @@ class Embedder:
 
     def embed(self, name: str, arrays: np.ndarray) -> np.ndarray:
         if name not in self._metrics:
-            from lookalike.embed.registry import create_metric
+            from lookalike.embed.factory import create_metric
 
             log.info("loading %s…", name)
             self._metrics[name] = create_metric(self.configs[name], device=self.device)
@@ -267,7 +268,7 @@ class Embedder:
 
 
 class Distributor(Protocol):
-    """Runs the embed mapper over batches: in this process today, on a cluster (Ray Data) later.
+    """Runs the embed mapper over batches (in this process: :class:`InProcess`).
     ``map`` must keep the order of ``jobs`` and be lazy (the runner plans each batch just in time)."""
 
     def map(self, mapper: Callable[[EmbedJob], list[FileResult]],
@@ -345,12 +346,6 @@ def embed_batch(job: EmbedJob, embedder: Embedder) -> list[FileResult]:
             if r.sha256 in by_sha:
                 r.vectors[name] = by_sha[r.sha256]
     return results
-
-
-def embed_chunk(chunk: Sequence[Prepared], entries: dict[str, FileEntry], writer: LibraryWriter,
-                embedder: Embedder) -> list[FileResult]:
-    """Plan then embed one batch (:func:`plan_batch` + :func:`embed_batch`)."""
-    return embed_batch(plan_batch(chunk, entries, writer), embedder)
 
 
 def to_result(p: Prepared, entry: FileEntry) -> FileResult:

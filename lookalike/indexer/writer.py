@@ -4,7 +4,7 @@ Each :meth:`LibraryWriter.flush` is one database transaction (contents, file row
 orphan clean-up); only after it commits are the vectors added to the in-memory FAISS indexes, and
 those are saved (atomically) from time to time and at :meth:`LibraryWriter.finish`. A writer killed
 at any moment therefore loses at most the uncommitted batch; the next writer's
-:meth:`~lookalike.indexer.library.LibraryStore.load_index` adds whatever the saved FAISS file lacks.
+:meth:`~lookalike.library.folder.LibraryFolder.load_index` adds whatever the saved FAISS file lacks.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.embed.config import MetricConfig, same_metric
+from lookalike.embed.config import MetricConfig
+from lookalike.embed.provenance import check_same_metric, same_metric
 from lookalike.errors import UsageError
-from lookalike.indexer.factory import choose_factory
-from lookalike.indexer.library import LibraryStore, SyncReport
+from lookalike.library.index_types import choose_factory
+from lookalike.library.folder import LibraryFolder, SyncReport
 from lookalike.indexer.plan import KnownFile
-from lookalike.indexer.vectors import VectorIndex
+from lookalike.library.vectors import VectorIndex
 from lookalike.store.records import FAILED, OK, SKIPPED, Metric
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def safe_text(text: str | None) -> str | None:
 class LibraryWriter:
     """Applies indexing results to a library opened with ``writable=True`` (caller holds the lock)."""
 
-    def __init__(self, library: LibraryStore, configs: Sequence[MetricConfig], factory: str | None = None,
+    def __init__(self, library: LibraryFolder, configs: Sequence[MetricConfig], factory: str | None = None,
                  rebuild: bool = False, save_every_s: float = 60.0) -> None:
         self.library = library
         self.records = library.records
@@ -110,9 +111,7 @@ class LibraryWriter:
             else:
                 if not same_metric(row.provenance, config):
                     if not rebuild:
-                        raise UsageError(
-                            f"the library's {config.name} vectors were made by a different config of "
-                            f"that metric; re-embed everything with --rebuild")
+                        check_same_metric(row.provenance, config)
                     log.warning("rebuilding %s: its config changed", config.name)
                     w.clear_vectors(row.id)
                     row.provenance, row.dim, row.distance = prov, config.dim, config.distance
@@ -279,17 +278,17 @@ class LibraryWriter:
     def _pinned_provenance(self, name: str) -> dict[str, Any] | None:
         """The metric's provenance with the weight digests pinned since it was recorded (the first
         download of a file without a catalog checksum), or ``None`` when nothing new is known."""
-        from lookalike.embed.config import fingerprint
+        from lookalike.embed.provenance import digest_fingerprint, weight_digests
 
         prov, config = self.rows[name].provenance, self.configs.get(name)
         then = prov.get("weights_sha256") if isinstance(prov, dict) else None
         if config is None or not isinstance(then, dict):
             return None
-        now = config.weight_digests()
+        now = weight_digests(config)
         if all(then.get(n) == d or d is None for n, d in now.items()):
             return None
         digests = {n: then.get(n) or d for n, d in now.items()}
-        return {**prov, "weights_sha256": digests, "fingerprint": fingerprint(prov["config"], digests)}
+        return {**prov, "weights_sha256": digests, "fingerprint": digest_fingerprint(prov["config"], digests)}
 
     def wanted_factory(self, name: str) -> str:
         row, index = self.rows[name], self.indexes[name]

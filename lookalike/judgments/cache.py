@@ -35,13 +35,6 @@ def features_dir() -> Path:
     return home() / "features"
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The hex sha256 of a file's bytes."""
-    from lookalike.embed.weights.checksums import sha256_file
-
-    return sha256_file(path)
-
-
 def _weights_state(config: Any) -> list[dict[str, Any]]:
     """What identifies each weights file now: its catalog or pinned digest, else size and mtime."""
     from lookalike.embed import weights as w

@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.embed.distance import paired
 from lookalike.errors import UsageError
 from lookalike.judgments import scores as S
-from lookalike.judgments.cache import FeatureCache, VectorStore, file_sha256, fingerprint_record
+from lookalike.files import sha256_file
+from lookalike.judgments.cache import FeatureCache, VectorStore, fingerprint_record
 from lookalike.judgments.datasets import (JudgmentDataError, Judgments, Pair, Ranked, Skip, Triplet, read,
                                           record_images)
 from lookalike.progress import progress_bar
@@ -98,7 +100,7 @@ class _Handle:
             self.config = get_config(spec)  # unknown names fail here, before any work
             self._obj: Any = None
             self.record = fingerprint_record(self.config)
-            self.kind = str(getattr(self.config, "kind", None) or self.config.options.get("kind", "embedding"))
+            self.kind: str = self.config.kind
             self.distance_kind = self.config.distance
         else:
             self.name = str(getattr(spec, "name", type(spec).__name__))
@@ -110,25 +112,12 @@ class _Handle:
 
     def get(self) -> Any:
         if self._obj is None:
-            from lookalike.embed.registry import create_metric
+            from lookalike.embed.factory import create_metric
 
             self._obj = create_metric(self.name, device=self.device)
             self.kind = str(getattr(self._obj, "kind", None) or self.kind)
             self.distance_kind = str(getattr(self._obj, "distance_kind", self.distance_kind))
         return self._obj
-
-
-def rowwise_distance(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
-    """Distance of ``a[i]`` to ``b[i]`` under ``kind`` (cosine: ``1 - cos``; sqeuclidean), float64."""
-    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if kind == "cosine":
-        na = np.maximum(np.linalg.norm(a64, axis=1), 1e-12)
-        nb = np.maximum(np.linalg.norm(b64, axis=1), 1e-12)
-        return 1.0 - (a64 * b64).sum(1) / (na * nb)
-    if kind == "sqeuclidean":
-        diff = a64 - b64
-        return (diff * diff).sum(1)
-    raise ValueError(f"unknown distance {kind!r}")
 
 
 class _Distances:
@@ -180,7 +169,7 @@ class _Distances:
         nan = np.full(dim, np.nan, np.float32)
         va = np.stack([vectors.get(self.hashes[p], nan) for p in a])
         vb = np.stack([vectors.get(self.hashes[p], nan) for p in b])
-        return rowwise_distance(va, vb, handle.distance_kind), hits, len(missing)
+        return paired(va, vb, handle.distance_kind), hits, len(missing)
 
     def _pairwise(self, handle: _Handle, a: Sequence[str], b: Sequence[str]) -> tuple[np.ndarray, int, int]:
         keys = [f"{self.hashes[x]}:{self.hashes[y]}" for x, y in zip(a, b, strict=True)]
@@ -324,7 +313,7 @@ def evaluate(task: str, data: str | Judgments, metrics: Sequence[str | Any], *, 
     hashes = {}
     with progress_bar(len(paths), "hash images", enabled=progress) as bar:
         for p in paths:
-            hashes[p] = file_sha256(p)
+            hashes[p] = sha256_file(p)
             bar.update(1)
     store = FeatureCache() if cache is True else (cache or None)
     engine = _Distances(store, hashes, batch_size, progress)

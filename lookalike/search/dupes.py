@@ -1,14 +1,11 @@
-"""Near-duplicate groups and what a distance means, as plain numpy functions.
+"""Near-duplicate groups and what a distance means, as plain functions over arrays.
 
-* :func:`knn_graph`: exact k nearest neighbours of every vector (chunked, numpy), or bring your own
-  from an index search (ids, distances; ``-1`` ids are padding).
-* :func:`groups_from_graph` / :func:`near_duplicate_groups`: union-find clusters of the pairs closer
-  than a threshold (single linkage: A~B and B~C put A, B, C in one group). Precise only at tiny
-  thresholds: the number of false links grows with the square of the library size.
-* :func:`candidate_pairs` + :func:`components`: what ``dupes`` does by default. Loose embedding
-  candidates; only pairs that pass a check (``lookalike.search.verify``) become links.
+* :func:`duplicate_groups`: what ``dupes`` (``Library.duplicates``) returns, from the ids, vectors
+  and neighbours the library fetched once: identical files, then near-duplicates;
+* :func:`candidate_pairs` + :func:`components`: the default. Loose embedding candidates; only pairs
+  that pass a check (:class:`lookalike.search.verify.PairVerifier`) become links;
 * :func:`complete_linkage`: groups whose every pair is within the threshold (no chaining), for
-  grouping without verification.
+  grouping without verification;
 * :func:`calibrate` / :func:`calibration` / :func:`meaning`: per-metric thresholds and bands, read
   from ``thresholds.json`` beside this file, which ``benchmarks/calibrate_dupes.py`` writes from
   known edits of the real photos (see that file and the JSON's ``method`` entry).
@@ -18,14 +15,18 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from lookalike.embed.distance import pairwise
 from lookalike.errors import UsageError
+
+if TYPE_CHECKING:
+    from lookalike.search.verify import Verification
 
 #: Band labels, nearest first; "different" is everything beyond the last band.
 LABELS = ("same photo, re-encoded", "same photo, edited/cropped", "same scene", "similar")
@@ -84,52 +85,6 @@ class UnionFind:
         return np.array([self.find(i) for i in range(len(self.parent))], dtype=np.int64)
 
 
-def knn_graph(vectors: np.ndarray, k: int, distance: str = "cosine",
-              chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Exact ``k`` nearest other vectors of each row: ``(ids, distances)``, both ``(n, k')`` with
-    ``k' = min(k, n - 1)``, nearest first. Memory is ``chunk x n`` distances at a time."""
-    x = np.asarray(vectors, dtype=np.float32)
-    n = len(x)
-    kk = min(k, n - 1)
-    ids = np.empty((n, max(kk, 0)), np.int64)
-    dists = np.empty((n, max(kk, 0)), np.float32)
-    if kk <= 0:
-        return ids, dists
-    for start in range(0, n, chunk):
-        d = pairwise(x[start:start + chunk], x, distance).astype(np.float32)  # type: ignore[arg-type]
-        rows = np.arange(len(d))
-        d[rows, start + rows] = np.inf  # never your own neighbour
-        part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
-        pd = np.take_along_axis(d, part, 1)
-        order = np.lexsort((part, pd), axis=1)
-        ids[start:start + len(d)] = np.take_along_axis(part, order, 1)
-        dists[start:start + len(d)] = np.take_along_axis(pd, order, 1)
-    return ids, dists
-
-
-def groups_from_graph(ids: np.ndarray, distances: np.ndarray, threshold: float,
-                      min_size: int = 2) -> list[list[int]]:
-    """Union-find groups of the pairs ``(i, ids[i, j])`` with ``distances[i, j] <= threshold``.
-
-    Groups are sorted lists of row numbers, largest group first (ties: smallest first id);
-    groups smaller than ``min_size`` (singletons by default) are left out.
-    """
-    ids, distances = np.asarray(ids), np.asarray(distances)
-    if ids.shape != distances.shape or ids.ndim != 2:
-        raise ValueError(f"ids {ids.shape} and distances {distances.shape} must be the same (n, k)")
-    uf = UnionFind(len(ids))
-    rows, cols = np.nonzero((distances <= threshold) & (ids >= 0))
-    for i, j in zip(rows.tolist(), cols.tolist()):
-        other = int(ids[i, j])
-        if other != i:
-            uf.union(i, other)
-    members: dict[int, list[int]] = {}
-    for i, root in enumerate(uf.labels().tolist()):
-        members.setdefault(root, []).append(i)
-    groups = [g for g in members.values() if len(g) >= min_size]
-    return sorted(groups, key=lambda g: (-len(g), g[0]))
-
-
 def candidate_pairs(ids: np.ndarray, distances: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
     """Unique pairs ``(i, j, distance)`` with ``i < j`` of a kNN graph within ``threshold``, nearest
     first (``-1`` ids are padding; self links are dropped)."""
@@ -177,11 +132,136 @@ def complete_linkage(vectors: np.ndarray, pairs: list[tuple[int, int, float]], t
     return sorted(unique.values(), key=lambda g: (-len(g), g[0]))
 
 
-def near_duplicate_groups(vectors: np.ndarray, threshold: float, distance: str = "cosine",
-                          k: int = 10) -> list[list[int]]:
-    """Groups of rows of ``vectors`` linked by distances ``<= threshold`` among ``k`` neighbours."""
-    ids, dists = knn_graph(vectors, k, distance)
-    return groups_from_graph(ids, dists, threshold)
+class Member(NamedTuple):
+    """One path of a duplicate group: its distance to the group's reference (the first member)
+    and what is known about it (``meaning``: ``None`` for the reference; ``evidence``: details)."""
+
+    image_id: int
+    path: str
+    distance: float
+    meaning: str | None
+    evidence: dict[str, Any] | None = None
+
+
+@dataclass
+class DuplicateGroup:
+    """Copies of one photo. ``kind``: ``identical`` (byte-identical files only), ``verified``
+    (linked by verified pairs) or ``unverified`` (embedding distance only).
+
+    ``members`` start with the reference (distance 0, meaning ``None``); every path of
+    byte-identical files is listed, labelled "identical file".
+    """
+
+    metric: str
+    members: list[Member]
+    kind: str = "verified"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "kind": self.kind, "size": len(self.members),
+                "images": len({m.image_id for m in self.members}),
+                "members": [{"image_id": m.image_id, "path": m.path, "distance": m.distance,
+                             "meaning": m.meaning, "evidence": m.evidence} for m in self.members]}
+
+
+
+
+def duplicate_groups(metric: str, ids: np.ndarray, vectors: np.ndarray | None, distances: np.ndarray | None,
+                     neighbours: np.ndarray | None, kind: str, threshold: float,
+                     all_paths: dict[int, list[str]], verify: bool = True) -> list[DuplicateGroup]:
+    """Groups of copies: identical files first, then near-duplicates (see
+    :meth:`lookalike.Library.duplicates`).
+
+    ``ids``: the sorted ids with a vector, ``vectors`` theirs (same order); ``distances`` /
+    ``neighbours``: each row's nearest neighbours (ids, ``-1`` padding); ``all_paths``: every path
+    of every content id. With ``verify``, neighbours within ``threshold`` are candidates and a pair is
+    linked when local features confirm it (:class:`~lookalike.search.verify.PairVerifier`);
+    without it, groups are complete-linkage clusters within ``threshold``.
+    """
+    near: list[DuplicateGroup] = []
+    if len(ids) >= 2 and vectors is not None and distances is not None and neighbours is not None:
+        pos = np.clip(np.searchsorted(ids, neighbours), 0, len(ids) - 1)  # ids are sorted: id -> row
+        rows = np.where((neighbours >= 0) & (ids[pos] == neighbours), pos, -1)
+        rows[rows == np.arange(len(ids))[:, None]] = -1  # an image is not its own duplicate
+        pairs = candidate_pairs(rows, distances, threshold)
+        if verify:
+            from lookalike.search.verify import PairVerifier, Verification
+
+            verifier = PairVerifier({int(r): all_paths.get(int(ids[r]), [""])[0] for p in pairs for r in p[:2]})
+
+            def check(a: int, b: int) -> Verification:  # one answer per unordered pair
+                return verifier.verify(min(a, b), max(a, b)) or Verification(False, 0, 0)
+
+            results = verifier.check([(a, b) for a, b, _ in pairs])
+            edges = [(a, b, r.inliers) for (a, b, _), r in zip(pairs, results, strict=True) if r and r.same]
+            near = [_verified_group(metric, g, ids, vectors, kind, edges, check, all_paths)
+                    for g in components(len(ids), edges)]
+        else:
+            near = [_unverified_group(metric, g, ids, vectors, kind, all_paths)
+                    for g in complete_linkage(vectors, pairs, threshold, kind)]
+    grouped = {m.image_id for g in near for m in g.members}
+    identical = [_identical_group(metric, i, p) for i, p in all_paths.items() if len(p) > 1 and i not in grouped]
+    identical.sort(key=lambda g: (-len(g.members), g.members[0].path))
+    near.sort(key=lambda g: (-len(g.members), g.members[0].path))
+    return identical + near
+
+
+def _expand(metric: str, image_id: int, paths: list[str], distance: float, meaning: str | None,
+            evidence: dict[str, Any] | None, ref_id: int) -> list[Member]:
+    """One member per path of an image; extra paths are identical files (of the first one)."""
+    first = Member(image_id, paths[0], distance, meaning, evidence)
+    if image_id == ref_id and meaning is None:
+        rest = [Member(image_id, p, 0.0, IDENTICAL, {"identical_to": paths[0]}) for p in paths[1:]]
+    else:
+        rest = [Member(image_id, p, distance, IDENTICAL, {"identical_to": paths[0]}) for p in paths[1:]]
+    return [first, *rest]
+
+
+def _identical_group(metric: str, image_id: int, paths: list[str]) -> DuplicateGroup:
+    return DuplicateGroup(metric, _expand(metric, image_id, paths, 0.0, None, None, image_id), "identical")
+
+
+def _verified_group(metric: str, group: list[int], ids: np.ndarray, vectors: np.ndarray, kind: str,
+                    edges: list[tuple[int, int, int]], check: Callable[[int, int], Verification],
+                    all_paths: dict[int, list[str]]) -> DuplicateGroup:
+    """Members of a connected component of verified links; the reference is the member with the
+    most links. Each member's label is its own verified link to the reference, or else its
+    strongest verified link inside the group ("same photo as #id ...")."""
+    inside = set(group)
+    links: dict[int, list[tuple[int, int]]] = {r: [] for r in group}
+    for a, b, n in edges:
+        if a in inside:
+            links[a].append((b, n))
+            links[b].append((a, n))
+    ref = max(group, key=lambda r: (len(links[r]), sum(n for _, n in links[r]), -r))
+    d = np.maximum(pairwise(vectors[[ref]], vectors[group], kind)[0], 0.0)  # type: ignore[arg-type]
+    dist = dict(zip(group, d.tolist(), strict=True))
+    ref_id = int(ids[ref])
+    members = _expand(metric, ref_id, all_paths.get(ref_id, [""]), 0.0, None, None, ref_id)
+    for r in sorted((r for r in group if r != ref), key=lambda r: (dist[r], r)):
+        same = check(ref, r)
+        if same.same:
+            meaning, evidence = verified_label(same.inliers), {"verified_with": ref_id, **same.to_dict()}
+        else:
+            other, n = max(links[r], key=lambda t: t[1])
+            via = check(other, r)
+            meaning = f"same photo as #{int(ids[other])} (verified: {n} matching features)"
+            evidence = {"verified_with": int(ids[other]), **via.to_dict()}
+        image_id = int(ids[r])
+        members += _expand(metric, image_id, all_paths.get(image_id, [""]), float(dist[r]), meaning,
+                           evidence, ref_id)
+    return DuplicateGroup(metric, members, "verified")
+
+
+def _unverified_group(metric: str, group: list[int], ids: np.ndarray, vectors: np.ndarray, kind: str,
+                      all_paths: dict[int, list[str]]) -> DuplicateGroup:
+    d = np.maximum(pairwise(vectors[group[:1]], vectors[group], kind)[0], 0.0)  # type: ignore[arg-type]
+    ref_id = int(ids[group[0]])
+    members = _expand(metric, ref_id, all_paths.get(ref_id, [""]), 0.0, None, None, ref_id)
+    for r, x in sorted(zip(group[1:], d[1:].tolist()), key=lambda t: (t[1], t[0])):
+        image_id = int(ids[r])
+        members += _expand(metric, image_id, all_paths.get(image_id, [""]), float(x), UNVERIFIED,
+                           {"distance": float(x)}, ref_id)
+    return DuplicateGroup(metric, members, "unverified")
 
 
 @dataclass(frozen=True)

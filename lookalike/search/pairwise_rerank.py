@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 
 def pairwise_metric(name: str, device: str | None = None) -> Any:
     """Build the pairwise metric ``name``; a clear error when it is an embedding metric."""
-    from lookalike.embed.registry import create_metric, get_config
+    from lookalike.embed.factory import create_metric
+    from lookalike.embed.registry import get_config
 
-    if get_config(name).options.get("kind") != "pairwise":
+    if get_config(name).kind != "pairwise":
         raise UsageError(f"--rerank needs a pairwise metric (e.g. diffsim-sd15); {name!r} is an embedding "
                          "metric: search it with --metric instead")
     return create_metric(name, device=device)

@@ -17,14 +17,18 @@ Needs OpenCV (``opencv-python-headless``, a dependency of lookalike); a clear
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import ImageLoadError, LookalikeError
+
+log = logging.getLogger(__name__)
 
 #: Longest side (pixels) of the grey image features are computed on.
 SIDE = 512
@@ -163,3 +167,49 @@ def verify_pair(a: Image.Image | np.ndarray | str | os.PathLike[str],
     """Are ``a`` and ``b`` the same photo (one a resized / cropped / rotated / re-encoded / colour
     adjusted version of the other)? Images or file paths."""
     return verify_features(features(a), features(b))
+
+
+class PairVerifier:
+    """Geometric verification of pairs of images, each image's features computed once.
+
+    Images are named by keys; ``sources`` maps a key to what is read (a path, a PIL image, an
+    array), and a key without one is read as a path. An image that cannot be read (moved or
+    changed since indexing) has no features: it is logged at ``unreadable`` level and its pairs
+    verify as ``None``. :meth:`check` verifies many pairs in threads (OpenCV releases the GIL).
+    """
+
+    def __init__(self, sources: Mapping[Hashable, Any] | None = None, unreadable: int = logging.WARNING) -> None:
+        self.sources = dict(sources or {})
+        self.unreadable = unreadable
+        self._features: dict[Hashable, Features | None] = {}
+        self._results: dict[tuple[Hashable, Hashable], Verification | None] = {}
+
+    def features(self, key: Hashable) -> Features | None:
+        if key not in self._features:
+            source = self.sources.get(key, key)
+            try:
+                self._features[key] = features(source)
+            except (ImageLoadError, OSError, VerifierMissingError) as exc:
+                log.log(self.unreadable, "cannot verify %s: %s",
+                        source if isinstance(source, (str, os.PathLike)) else key, exc)
+                self._features[key] = None
+        return self._features[key]
+
+    def verify(self, a: Hashable, b: Hashable) -> Verification | None:
+        """Is ``a`` the same photo as ``b`` (:func:`verify_features` in that order)? ``None`` when
+        either image has no features."""
+        if (a, b) not in self._results:
+            fa, fb = self.features(a), self.features(b)
+            self._results[a, b] = verify_features(fa, fb) if fa is not None and fb is not None else None
+        return self._results[a, b]
+
+    def check(self, pairs: Sequence[tuple[Hashable, Hashable]]) -> list[Verification | None]:
+        """:meth:`verify` of every pair, features computed in threads first. Raises
+        :class:`VerifierMissingError` before any work when OpenCV is missing."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        opencv()
+        keys = list(dict.fromkeys(k for p in pairs for k in p))
+        with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+            list(pool.map(self.features, keys))
+            return list(pool.map(lambda p: self.verify(*p), pairs))

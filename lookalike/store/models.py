@@ -288,7 +288,8 @@ class Judgment(Base):
 
 class DuplicateVerdict(Base):
     """A reviewer's "not the same photo" on two contents grouped as near-duplicates under ``metric``
-    (``a_id < b_id``; never grouped again, and exported as a judgment). Gone with either content."""
+    (``a_id < b_id``; kept apart by the app's review page, not by ``lookalike dupes``; exported as a
+    judgment). Gone with either content."""
 
     __tablename__ = "duplicate_verdicts"
     __table_args__ = (UniqueConstraint("a_id", "b_id", name="uq_duplicate_verdicts_pair"),)

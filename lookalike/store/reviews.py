@@ -2,7 +2,8 @@
 
 Two decisions, both keyed by content ids (a review follows the photo through moves and renames,
 and goes with it when it leaves the library): a pair is "not the same photo" (:meth:`ReviewStore.
-mark_not_same`; never grouped again, exported as a judgment), and the copy of a group to keep
+mark_not_same`; the app's review page keeps the pair apart, ``lookalike dupes`` does not read it;
+exported as a judgment), and the copy of a group to keep
 (:meth:`ReviewStore.keep`). Each write is one short transaction that takes SQLite's write lock up
 front, so the sessions of one app server and separate processes never lose each other's decisions.
 """

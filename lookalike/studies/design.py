@@ -21,7 +21,7 @@ import numpy as np
 from lookalike.studies.config import StudyConfig, StudyConfigError
 
 if TYPE_CHECKING:
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
 log = logging.getLogger(__name__)
 

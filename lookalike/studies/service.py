@@ -46,7 +46,7 @@ from lookalike.studies import blinding
 from lookalike.studies.config import StudyConfig
 
 if TYPE_CHECKING:
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class StudyService:
              admin_token: str | None = None, device: str | None = None) -> StudyService:
         """Open the library at ``library_path`` (``db_url``, ``device``: as in
         :meth:`lookalike.Library.open`) for this service alone; :meth:`close` closes it."""
-        from lookalike.search.library import Library
+        from lookalike.library.service import Library
 
         svc = cls(Library.open(library_path, db_url=db_url, device=device), admin_token)
         svc._owns = True

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
 
 Judge = Callable[[Path, Sequence[Path]], int]
 

@@ -6,78 +6,36 @@ and the tuning record: data hash, hyperparameters, per-epoch report, scores) and
 a peft adapter folder (``adapter/``, loadable by plain ``peft``), an MLP head
 (``head.safetensors``) or LPIPS linear weights (``lpips_heads.safetensors``). Weight file names are
 relative and must resolve inside the bundle; each is checked against its sha256 when the metric is
-built. The registry (:mod:`lookalike.embed.registry`) lists bundles beside ``metrics/*.json``.
+built. The registry (:mod:`lookalike.embed.registry`) lists bundles beside ``metrics/*.json``;
+reading one (its folder, its files, their digests) is :mod:`lookalike.embed.bundle`; this module
+writes, removes, exports and imports them.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from lookalike.embed.bundle import (BUILDER, CONFIG_FILE, BundleError, bundle_dir, check_name, inside,
+                                     verify)
 from lookalike.embed.config import MetricConfig
-from lookalike.errors import LookalikeError, UsageError, WeightsCorruptError
+from lookalike.errors import UsageError
 from lookalike.paths import user_metrics_dir
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "metric.json"
-BUILDER = "lookalike.embed.backbones.tuned:build"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-class BundleError(LookalikeError):
-    """A tuned-metric bundle is missing, malformed or does not match its recorded digests."""
-
-
-def check_name(name: str) -> str:
-    if not NAME_RE.match(name) or name.endswith(".json"):
-        raise UsageError(f"metric name {name!r}: use letters, digits, '.', '_' and '-' (up to 100)")
-    return name
-
-
-def bundle_dir(name: str, root: Path | None = None) -> Path:
-    return (root or user_metrics_dir()) / check_name(name)
-
-
-def inside(folder: Path, rel: str) -> Path:
-    """``folder / rel`` for a relative ``rel`` that stays inside ``folder`` (no ``..``, no links out)."""
-    p = PurePosixPath(rel)
-    if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in rel:
-        raise WeightsCorruptError(f"{folder}: weight file name {rel!r} must be relative and inside the bundle")
-    path = (folder / p).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise WeightsCorruptError(f"{folder}: weight file {rel!r} resolves outside the bundle")
-    return path
-
 
 def tree_digests(folder: Path, rel: str) -> dict[str, str]:
     """``{relative path: sha256}`` of the file ``rel`` or of every file under the folder ``rel``."""
-    from lookalike.embed.weights.checksums import sha256_file
+    from lookalike.files import sha256_file
 
     path = inside(folder, rel)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return {p.relative_to(folder.resolve()).as_posix(): sha256_file(p) for p in files}
-
-
-def verify(folder: Path, config: MetricConfig) -> None:
-    """Every recorded weight file is present, inside the bundle, with its recorded sha256."""
-    from lookalike.embed.options import typed_options
-    from lookalike.embed.weights.checksums import sha256_file
-
-    files: dict[str, str] = typed_options(config).files
-    if not files:
-        raise BundleError(f"{folder}: {CONFIG_FILE} records no weight files")
-    for rel, digest in files.items():
-        path = inside(folder, rel)
-        if not path.is_file():
-            raise BundleError(f"{folder}: weight file {rel} is missing (re-import or re-tune the metric)")
-        if sha256_file(path) != digest:
-            raise WeightsCorruptError(f"{path}: sha256 differs from the one recorded in {CONFIG_FILE}")
 
 
 def write(config: MetricConfig, staged: Path, root: Path | None = None, overwrite: bool = False) -> Path:

@@ -18,7 +18,8 @@ import torch
 
 from lookalike.embed.config import MetricConfig
 from lookalike.errors import UsageError
-from lookalike.judgments.cache import FeatureCache, file_sha256, fingerprint_record
+from lookalike.files import sha256_file
+from lookalike.judgments.cache import FeatureCache, fingerprint_record
 from lookalike.judgments.datasets import Ranked, Triplet
 
 HEADS_FILE = "lpips_heads.safetensors"
@@ -45,7 +46,7 @@ class PairDiffs:
         self.net, self.arrays, self.device, self.batch, self.progress = net, arrays, device, batch, progress
         record = fingerprint_record(base)
         self.store = (cache or FeatureCache()).store(record, NAMESPACE) if record is not None else None
-        self.hashes = {p: file_sha256(p) for p in arrays}
+        self.hashes = {p: sha256_file(p) for p in arrays}
 
     def get(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         from lookalike.embed.preprocess import to_tensor

@@ -42,10 +42,11 @@ def hinge_loss(d0: torch.Tensor, d1: torch.Tensor, target: torch.Tensor, margin:
 
 
 def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
-    """Row-wise ``1 - cos`` or squared L2, as the metric defines its distance."""
-    if kind == "cosine":
-        return 1 - torch.nn.functional.cosine_similarity(a, b, dim=1)
-    return ((a - b) ** 2).sum(1)
+    """Row-wise ``1 - cos`` or squared L2, as the metric defines its distance (with gradients); an
+    unknown kind raises (see :func:`lookalike.embed.distance.paired`)."""
+    from lookalike.embed.distance import paired
+
+    return paired(a, b, kind)
 
 
 def unique_images(triplets: Sequence[Triplet]) -> tuple[list[str], np.ndarray]:

@@ -59,9 +59,9 @@ class TuneData:
 
     def digest(self) -> str:
         """sha256 over every triplet (image contents, target, split): the data's identity."""
-        from lookalike.judgments.cache import file_sha256
+        from lookalike.files import sha256_file
 
-        hashes = {p: file_sha256(p) for p in self.image_paths}
+        hashes = {p: sha256_file(p) for p in self.image_paths}
         h = hashlib.sha256()
         for name in SPLITS:
             for t in self.split(name):

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from lookalike.embed.config import MetricConfig
-from lookalike.judgments.cache import FeatureCache, file_sha256, fingerprint_record
+from lookalike.files import sha256_file
+from lookalike.judgments.cache import FeatureCache, fingerprint_record
 
 
 def base_vectors(config: MetricConfig, paths: Sequence[str], device: str | None = None,
@@ -15,10 +16,10 @@ def base_vectors(config: MetricConfig, paths: Sequence[str], device: str | None 
                  progress: bool = True) -> np.ndarray:
     """``(len(paths), dim)`` vectors of the metric ``config`` (what ``lookalike eval`` would use):
     read from the feature cache, the missing ones embedded and added to it."""
-    from lookalike.embed.registry import create_metric
+    from lookalike.embed.factory import create_metric
     from lookalike.errors import ImageLoadError
 
-    hashes = [file_sha256(p) for p in paths]
+    hashes = [sha256_file(p) for p in paths]
     record = fingerprint_record(config)
     store = (cache or FeatureCache()).store(record, "vectors") if record is not None else None
     found = store.get(list(dict.fromkeys(hashes))) if store else {}
@@ -29,7 +30,7 @@ def base_vectors(config: MetricConfig, paths: Sequence[str], device: str | None 
         if result.failures:
             path, reason = result.failures[0]
             raise ImageLoadError(path, reason)
-        new = [file_sha256(p) for p in result.paths]
+        new = [sha256_file(p) for p in result.paths]
         found.update(zip(new, result.vectors, strict=True))
         if store is not None:
             store.put(new, result.vectors)

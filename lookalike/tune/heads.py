@@ -8,53 +8,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from lookalike.embed.backbones.tuned import ResidualHead
 from lookalike.embed.config import MetricConfig
 from lookalike.judgments.datasets import Triplet
 
 HEAD_FILE = "head.safetensors"
-
-
-class ResidualHead(nn.Module):
-    """``x + fc2(relu(fc1(x)))``. ``fc2`` starts at zero, so an untrained head is the identity and
-    tuning starts from the base metric exactly."""
-
-    def __init__(self, dim: int, hidden: int = 512) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-        nn.init.zeros_(self.fc2.weight)
-        nn.init.zeros_(self.fc2.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(torch.relu(self.fc1(x)))
-
-
-class HeadOnTop(nn.Module):
-    """A base network followed by a head (inputs unit-normalised first for cosine metrics, as the
-    head was trained on the base metric's normalised vectors)."""
-
-    def __init__(self, base: nn.Module, head: ResidualHead, normalize_input: bool) -> None:
-        super().__init__()
-        self.base = base
-        self.head = head
-        self.normalize_input = normalize_input
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x).float()
-        if self.normalize_input:
-            y = nn.functional.normalize(y, dim=1)
-        return self.head(y)
-
-
-def load_head(path: str, dim: int, hidden: int) -> ResidualHead:
-    """A head from its safetensors file (strict: every key, every shape)."""
-    from safetensors.torch import load_file
-
-    head = ResidualHead(dim, hidden)
-    head.load_state_dict(load_file(path, device="cpu"), strict=True)
-    return head.eval().requires_grad_(False)
 
 
 def save_head(head: ResidualHead, path: str) -> None:

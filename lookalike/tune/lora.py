@@ -5,7 +5,7 @@ The adapter is saved with peft's ``save_pretrained`` from the base network's mod
 ``PeftModel.from_pretrained(<base network>, folder)`` loads it with plain peft; the tuned metric
 merges it into the qkv weights at build time (as the released DreamSim adapters are), and
 ``build_network(<tuned metric>, trainable=True)`` gives it back unmerged, to train further.
-The base network is :func:`lookalike.embed.metric.build_network`'s frozen one (a released
+The base network is :func:`lookalike.embed.factory.build_network`'s frozen one (a released
 adapter already merged); peft freezes it again and only the fresh LoRA matrices train.
 """
 

@@ -85,7 +85,7 @@ def split_scores(learner: Learner, data: TuneData, method: str) -> dict[str, flo
 
 def make_learner(hp: recipe.TuneConfig, base: MetricConfig, data: TuneData, device: torch.device,
                  progress: bool) -> Learner:
-    from lookalike.embed.metric import build_network
+    from lookalike.embed.factory import build_network
     from lookalike.tune.common import prepared_arrays
 
     paths = data.image_paths

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lookalike.errors import LookalikeError, UsageError
 
 if TYPE_CHECKING:
-    from lookalike.search.library import Library
+    from lookalike.library.service import Library
     from lookalike.studies.service import StudyService
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,6 @@ class Services:
 
         study = StudyService.open(library, db_url=db_url, admin_token=admin_token)
         return cls(study.library, study, admin_token or None, base_url)
-
-    @classmethod
-    def from_env(cls) -> Services:
-        return cls.open(os.environ.get(LIBRARY_ENV) or None, os.environ.get(DB_ENV) or None,
-                        os.environ.get(TOKEN_ENV) or None, os.environ.get(URL_ENV) or None)
 
     def close(self) -> None:
         self.study.close()  # it owns the library
@@ -147,8 +142,9 @@ class Services:
 
 class Reviews:
     """A reviewer's decisions on near-duplicate groups, kept in the library's database
-    (:class:`lookalike.store.reviews.ReviewStore`): pairs marked "not the same photo" (never grouped
-    again; exported as judgments for tuning) and the copy to keep of a group. Nothing is deleted
+    (:class:`lookalike.store.reviews.ReviewStore`): pairs marked "not the same photo" (the app
+    shows them apart; ``lookalike dupes`` does not read reviews and still groups them; exported as
+    judgments for tuning) and the copy to keep of a group. Nothing is deleted
     from disk. Decisions an older version kept in ``ui-reviews.json`` are imported once."""
 
     def __init__(self, library: Library) -> None:
@@ -219,7 +215,7 @@ def pairwise_metrics(include_test: bool = False) -> list[str]:
     from lookalike.embed.registry import all_configs
 
     return [n for n, c in all_configs().items()
-            if c.options.get("kind") == "pairwise" and (include_test or not c.test_only)]
+            if c.kind == "pairwise" and (include_test or not c.test_only)]
 
 
 def has_test_metrics(metrics: list[str]) -> bool:

@@ -4,5 +4,5 @@ returning ``(N, dim)`` features.
 
 ``trainable=False`` (what :func:`lookalike.create_metric` uses): eval mode, no parameter requires
 grad, LoRA adapters merged. ``trainable=True``: train mode with gradients on the parameters that the
-family tunes (see each builder); :func:`lookalike.embed.metric.build_network` is the entry point.
+family tunes (see each builder); :func:`lookalike.embed.factory.build_network` is the entry point.
 """

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.embed.weights import checksums
+from lookalike.embed.weights.checksums import expected_digest
 from lookalike.embed.weights.archive import extract_zip, tree_digests
 from lookalike.embed.weights.cachefs import STAGING, file_lock, place, remove, staging_path, temp_dir_beside
 from lookalike.embed.weights.formats import check_format
 from lookalike.embed.config import UnsafeConfigError, WeightFile, check_weight_file, check_weight_name
 from lookalike.embed.weights.transfer import ATTEMPTS, NetworkError, download, offline_reason
 from lookalike.errors import WeightsCorruptError, WeightsMissingError
+from lookalike.files import sha256_file
 from lookalike.paths import weights_dir
 
 log = logging.getLogger(__name__)
@@ -138,14 +140,6 @@ def fetch(wf: WeightFile, metric: str = "", attempts: int = ATTEMPTS) -> Path:
         return install(wf, part, source=url)
 
 
-def expected_digest(wf: WeightFile) -> str | None:
-    """The digest (or prefix) ``wf`` must match: the catalog's, else the pinned one, else ``None``."""
-    if wf.sha256:
-        return wf.sha256
-    rec = checksums.entry(wf.name)
-    return rec["sha256"] if rec else None
-
-
 def check_staged(wf: WeightFile, staged: Path, known: str | None = None) -> str:
     """Verify a staged file (size, sha256, then format); returns its sha256. On a failure deletes it
     and raises :class:`WeightsCorruptError`.
@@ -153,7 +147,7 @@ def check_staged(wf: WeightFile, staged: Path, known: str | None = None) -> str:
     ``known`` is a digest vouched for elsewhere (another machine's pin), used only when neither the
     catalog nor our own record has one.
     """
-    digest = checksums.sha256_file(staged)
+    digest = sha256_file(staged)
     expected = expected_digest(wf) or known
     try:
         if wf.size is not None and staged.stat().st_size != wf.size:
@@ -263,7 +257,7 @@ def verify_file(wf: WeightFile, pin: bool = False) -> tuple[str, str]:
         path = package_path(wf)
         if path is None:
             return "missing", f"package {wf.package.partition(':')[0]} is not installed"
-        if wf.sha256 and not checksums.digest_matches(wf.sha256, checksums.sha256_file(path)):
+        if wf.sha256 and not checksums.digest_matches(wf.sha256, sha256_file(path)):
             return "corrupt", f"sha256 differs from {wf.sha256}"
         return "ok", ""
     path = cached_path(wf)
@@ -279,7 +273,7 @@ def verify_file(wf: WeightFile, pin: bool = False) -> tuple[str, str]:
             checksums.update(wf.name, {"sha256": "", "files": tree, "trust": "pinned", "source": "verify"})
             return "pinned", "no record of the extracted files; pinned them now"
         return compare_trees(rec["files"], tree)
-    digest = checksums.sha256_file(path)
+    digest = sha256_file(path)
     expected = expected_digest(wf)
     if expected and not checksums.digest_matches(expected, digest):
         return "corrupt", f"sha256 {digest} does not match the expected {expected}"

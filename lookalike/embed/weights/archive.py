@@ -10,7 +10,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from lookalike.embed.weights.checksums import sha256_file
+from lookalike.files import sha256_file
 from lookalike.errors import LookalikeError, WeightsCorruptError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

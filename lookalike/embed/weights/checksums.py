@@ -10,33 +10,25 @@ after the archive itself is gone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lookalike.atomic import atomic_write_json
 from lookalike.embed.weights.cachefs import file_lock
 from lookalike.errors import WeightsCorruptError
 from lookalike.paths import weights_dir
 
+if TYPE_CHECKING:
+    from lookalike.embed.config import WeightFile
+
 log = logging.getLogger(__name__)
 
 RECORD = "checksums.json"
 MIN_PREFIX = 8
 _HEX = re.compile(r"[0-9a-f]+")
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def normalise_expected(expected: str) -> str:
@@ -90,3 +82,11 @@ def update(name: str, value: dict[str, Any] | None) -> None:
         else:
             entries[name] = value
         atomic_write_json(record_path(), {"version": 1, "files": entries})
+
+
+def expected_digest(wf: WeightFile) -> str | None:
+    """The digest (or prefix) ``wf`` must match: the catalog's, else the pinned one, else ``None``."""
+    if wf.sha256:
+        return wf.sha256
+    rec = entry(wf.name)
+    return rec["sha256"] if rec else None

@@ -11,7 +11,6 @@ file is swapped for one after the folder was listed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -44,6 +43,7 @@ from lookalike.embed.weights import (
     needed_files,
 )
 from lookalike.errors import UsageError, WeightsCorruptError
+from lookalike.files import sha256_stream
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,8 @@ class FolderIndex:
 
     def digest(self, path: Path) -> str:
         if path not in self.digests:
-            h = hashlib.sha256()
             with open_regular(path) as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            self.digests[path] = h.hexdigest()
+                self.digests[path] = sha256_stream(fh)
         return self.digests[path]
 
     def by_digest(self, expected: str, suffix: str, exclude: list[Path]) -> list[Path]:

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lookalike import __version__
+from lookalike._version import __version__
 from lookalike.progress import progress_bar
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Library: counts per metric, failed files and why, near-duplicate groups to review.
 
-A reviewer marks a pair "not the same photo" (it is never grouped again, and is exported as a
-judgment for tuning) or picks the copy to keep. Nothing is deleted from disk.
+A reviewer marks a pair "not the same photo" (this page keeps it apart from then on, splitting its
+group; ``lookalike dupes`` does not read reviews; it is exported as a judgment for tuning) or picks the copy to keep. Nothing is deleted from disk.
 """
 
 from __future__ import annotations

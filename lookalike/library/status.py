@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lookalike.indexer.library import LibraryStore
+from lookalike.library.folder import LibraryFolder
 from lookalike.store.records import FAILED, OK, SKIPPED
 
 
-def library_status(lib: LibraryStore) -> dict[str, Any]:
+def library_status(lib: LibraryFolder) -> dict[str, Any]:
     """A JSON-able summary (``lookalike status --json`` prints exactly this)."""
     rec = lib.records
     by_status = rec.status_counts()

@@ -5,7 +5,7 @@ search-time parameters that go with it and :func:`build_params` the construction
 applied with :func:`apply_params` (the same as
 ``faiss.ParameterSpace().set_index_parameters(index, param_string(params))``, which also reaches
 through ``IndexIDMap`` and pre-transform wrappers). FAISS saves them with the index, but the
-search parameters depend on the size, so :class:`~lookalike.indexer.vectors.VectorIndex` sets them
+search parameters depend on the size, so :class:`~lookalike.library.vectors.VectorIndex` sets them
 again after every load and add.
 
 The rule (tuned with ``benchmarks/search.py`` on clustered unit vectors of dims 1280 and 1792, on

@@ -67,7 +67,7 @@ class VectorIndex:
 
     @classmethod
     def empty(cls, metric: str, dim: int, distance: str, factory: str = "Flat") -> VectorIndex:
-        from lookalike.indexer.factory import apply_params, build_params
+        from lookalike.library.index_types import apply_params, build_params
 
         faiss = _faiss()
         index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss_metric(distance))
@@ -182,8 +182,8 @@ class VectorIndex:
         return v
 
     def _tune(self) -> None:
-        """Search parameters for the current size (efSearch / nprobe; see indexer/factory.py)."""
-        from lookalike.indexer.factory import apply_params, search_params
+        """Search parameters for the current size (efSearch / nprobe; see library/index_types.py)."""
+        from lookalike.library.index_types import apply_params, search_params
 
         apply_params(self.index, search_params(self.factory, self.ntotal))
         self._gpu_index = None

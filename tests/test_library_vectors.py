@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lookalike.embed.distance import pairwise
-from lookalike.indexer.factory import apply_params
-from lookalike.indexer.vectors import VectorIndex, index_filename
+from lookalike.library.index_types import apply_params
+from lookalike.library.vectors import VectorIndex, index_filename
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_wrong_dimension_is_refused(data):
 def test_large_builds_go_in_chunks_with_progress(monkeypatch, caplog, capsys, data):
     import logging
 
-    import lookalike.indexer.vectors as vectors
+    import lookalike.library.vectors as vectors
 
     ids, vecs = data
     monkeypatch.setattr(vectors, "BUILD_CHUNK", 64)  # 300 vectors: 5 chunks

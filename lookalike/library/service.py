@@ -14,16 +14,18 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from lookalike.errors import UsageError
+from lookalike.search.dupes import DuplicateGroup
 from lookalike.search.hits import Hit, QueryResult, SearchResult
 
 if TYPE_CHECKING:
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
+    from lookalike.search.verify import PairVerifier
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,6 @@ def _info(r: Any) -> ImageInfo:
     return ImageInfo(r.content_id, r.id, r.path, r.status, r.size, r.width, r.height, r.format, r.error)
 
 
-#: Thumbnail sizes (longest side, pixels) a library caches.
-THUMBNAIL_SIZES = range(16, 2049)
-
-
 class Library:
     """A photo library (the folder ``lookalike index`` writes): the one service the CLI, the UI and
     studies use. Open with :meth:`open`; use as a context manager or call :meth:`close`.
@@ -90,11 +88,11 @@ class Library:
     Ids are content ids (:attr:`ImageInfo.image_id`). One open library may be shared by the threads
     of a server process: caches are locked, and every read first checks the database's generation
     counter (one cheap query), reloading indexes after another process's writer committed. Opening
-    never writes to the library's database (a writer is :class:`LibraryStore` with
+    never writes to the library's database (a writer is :class:`LibraryFolder` with
     ``writable=True``, used by the indexer).
     """
 
-    def __init__(self, store: LibraryStore, device: str | None = None) -> None:
+    def __init__(self, store: LibraryFolder, device: str | None = None) -> None:
         self._lib = store
         self._device = device
         self._metrics: dict[str, Any] = {}
@@ -104,10 +102,10 @@ class Library:
     def open(cls, path: str | os.PathLike[str] | None = None, db_url: str | None = None,
              device: str | None = None) -> Library:
         """Open the library folder ``path`` (default ``$LOOKALIKE_LIBRARY`` or ``./.lookalike``)
-        read-only; ``db_url`` as in :meth:`LibraryStore.open`; ``device`` for embedding queries."""
-        from lookalike.indexer.library import LibraryStore
+        read-only; ``db_url`` as in :meth:`LibraryFolder.open`; ``device`` for embedding queries."""
+        from lookalike.library.folder import LibraryFolder
 
-        return cls(LibraryStore.open(path, db_url=db_url), device=device)
+        return cls(LibraryFolder.open(path, db_url=db_url), device=device)
 
     def close(self) -> None:
         self._lib.close()
@@ -125,11 +123,6 @@ class Library:
     def path(self) -> Path:
         return Path(self._lib.path)
 
-    @property
-    def store(self) -> LibraryStore:
-        """The store layer underneath (database rows, FAISS files)."""
-        return self._lib
-
     def refresh(self) -> bool:
         """Reload what other processes changed since the last read; True when something had."""
         changed = self._lib.refresh()
@@ -145,7 +138,7 @@ class Library:
     def status(self) -> dict[str, Any]:
         """A JSON-able summary: files, contents, metrics and their coverage, roots, problems
         (what ``lookalike status --json`` prints)."""
-        from lookalike.indexer.status import library_status
+        from lookalike.library.status import library_status
 
         return library_status(self._lib)
 
@@ -205,14 +198,11 @@ class Library:
         self.refresh()
         return self._lib.vectors(metric, ids)
 
-    def _thumbnail_file(self, image_id: int, size: int) -> Path:
-        if int(size) not in THUMBNAIL_SIZES:
-            raise UsageError(f"thumbnail size must be {THUMBNAIL_SIZES.start}..{THUMBNAIL_SIZES.stop - 1}, got {size}")
-        return self.path / "thumbnails" / str(int(size)) / f"{int(image_id)}.jpg"
-
     def has_thumbnail(self, image_id: int, size: int = 256) -> bool:
         """Whether :meth:`thumbnail` has been made and cached already (serving it reads no photo)."""
-        return self._thumbnail_file(image_id, size).is_file()
+        from lookalike.library.thumbnails import thumbnail_file
+
+        return thumbnail_file(self.path, image_id, size).is_file()
 
     def thumbnail(self, image_id: int, size: int = 256) -> bytes:
         """A JPEG of the image, its longest side ``size`` pixels (never enlarged), made once and
@@ -220,39 +210,9 @@ class Library:
 
         Made from the first copy of the image that can still be read (byte-identical files share
         the id); :class:`UsageError` when none can."""
-        import io
+        from lookalike.library.thumbnails import thumbnail
 
-        from lookalike.atomic import atomic_write_bytes
-        from lookalike.embed.images import load_image
-        from lookalike.errors import ImageLoadError
-
-        cached = self._thumbnail_file(image_id, size)
-        try:
-            return cached.read_bytes()
-        except OSError:
-            pass
-        paths = self.paths_for([int(image_id)]).get(int(image_id))
-        if not paths:
-            raise UsageError(f"no image with id {image_id} in the library")
-        img, why = None, ""
-        for path in paths:
-            try:
-                img = load_image(path, draft=int(size))
-                break
-            except (ImageLoadError, OSError) as exc:  # moved or changed since indexing: try a copy
-                why = str(exc)
-        if img is None:
-            raise UsageError(f"image {image_id} has no readable file any more ({why}); run `lookalike index`")
-        img.thumbnail((int(size), int(size)))
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=85)
-        data = buf.getvalue()
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(cached, data)
-        except OSError as exc:  # a read-only library: serve it uncached
-            log.debug("thumbnail %s not cached: %s", cached, exc)
-        return data
+        return thumbnail(self.path, image_id, size, lambda: self.paths_for([int(image_id)]).get(int(image_id)))
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -284,14 +244,12 @@ class Library:
 
     def _metric_locked(self, name: str) -> Any:
         if name not in self._metrics:
-            from lookalike.embed.registry import create_metric
+            from lookalike.embed.factory import create_metric
+
+            from lookalike.embed.provenance import check_same_metric
 
             metric = create_metric(name, device=self._device)
-            from lookalike.embed.config import same_metric
-
-            if not same_metric(self._lib.provenance(name), metric.config):
-                raise UsageError(f"the library's {name!r} index was built with a different config "
-                                 "(weights, preprocessing); re-index it with `lookalike index`")
+            check_same_metric(self._lib.provenance(name), metric.config)
             self._metrics[name] = metric
         return self._metrics[name]
 
@@ -351,7 +309,7 @@ class Library:
 
     def _content_of_file(self, path: str) -> int | None:
         """The content id of a file's bytes when the library holds identical ones."""
-        from lookalike.embed.weights.checksums import sha256_file
+        from lookalike.files import sha256_file
 
         try:
             sha = sha256_file(path)
@@ -369,7 +327,7 @@ class Library:
         are complete-linkage clusters within ``threshold`` (default: the calibrated threshold),
         labelled "similar (unverified)".
         """
-        from lookalike.search.dupes import calibration, candidate_pairs, complete_linkage, components
+        from lookalike.search.dupes import calibration, duplicate_groups
 
         self.refresh()
         if metric not in self.metrics():
@@ -382,28 +340,12 @@ class Library:
         index = self._lib.vector_index(metric)
         ids = np.sort(index.ids())
         all_paths = self._lib.all_paths_for(self._content_ids())
-        near: list[DuplicateGroup] = []
+        vectors = dist = nbr = None
         if len(ids) >= 2:
             vectors = self._lib.vectors(metric, ids)  # every vector, in id order: re-ranking reuses them
             dist, nbr = self._neighbours(metric, vectors, min(k + 1, len(ids)),
                                          fetch=lambda want: vectors[np.searchsorted(ids, want)])
-            pos = np.clip(np.searchsorted(ids, nbr), 0, len(ids) - 1)  # ids are sorted: id -> row
-            rows = np.where((nbr >= 0) & (ids[pos] == nbr), pos, -1)
-            rows[rows == np.arange(len(ids))[:, None]] = -1  # an image is not its own duplicate
-            pairs = candidate_pairs(rows, dist, threshold)
-            if verify:
-                checker = _Checker({int(r): all_paths.get(int(ids[r]), [""])[0] for p in pairs for r in p[:2]})
-                edges = checker.check([(a, b) for a, b, _ in pairs])
-                near = [_verified_group(metric, g, ids, vectors, index.distance, edges, checker, all_paths)
-                        for g in components(len(ids), edges)]
-            else:
-                near = [_unverified_group(metric, g, ids, vectors, index.distance, all_paths)
-                        for g in complete_linkage(vectors, pairs, threshold, index.distance)]
-        grouped = {m.image_id for g in near for m in g.members}
-        identical = [_identical_group(metric, i, p) for i, p in all_paths.items() if len(p) > 1 and i not in grouped]
-        identical.sort(key=lambda g: (-len(g.members), g.members[0].path))
-        near.sort(key=lambda g: (-len(g.members), g.members[0].path))
-        return identical + near
+        return duplicate_groups(metric, ids, vectors, dist, nbr, index.distance, threshold, all_paths, verify)
 
     def search(self, queries: Query | Sequence[Query], k: int = 10, metrics: Sequence[str] | None = None,
                exclude_self: bool = False, batch_size: int = 32, verify: bool = True, rerank: str | None = None,
@@ -440,7 +382,12 @@ class Library:
                    (self._content_of_file(q.path) if q.path else None) for q in resolved]
         extra = 1 if exclude_self else 0
         k_out, k = k, max(k, candidates) if rerank else k
-        verifier = _HitVerifier(resolved) if verify else None
+        verifier = None
+        if verify:
+            from lookalike.search.verify import PairVerifier
+
+            verifier = PairVerifier({("query", qi): q.source for qi, q in enumerate(resolved)},
+                                    unreadable=logging.DEBUG)
         for name in metric_names:
             start = time.perf_counter()
             cal = calibration_or_none(name)
@@ -484,7 +431,7 @@ class Library:
 
     @staticmethod
     def _hit_label(qi: int, image_id: int, distance: float, path: str, content: list[int | None],
-                   cal: Any, verifier: _HitVerifier | None) -> str | None:
+                   cal: Any, verifier: PairVerifier | None) -> str | None:
         """What a hit is: identical bytes, a verified copy, or the calibrated meaning of its distance."""
         from lookalike.search.dupes import IDENTICAL, NOT_SAME, UNVERIFIED, verified_label
 
@@ -496,183 +443,12 @@ class Library:
         claims = meaning.startswith(("same photo", "same scene"))  # a claim is printed only when verified
         if distance > cal.candidate and not claims:
             return meaning
-        check = verifier.verify(qi, path) if verifier is not None else None
+        check = verifier.verify(("query", qi), path) if verifier is not None else None
         if check is None:
             return UNVERIFIED if claims else meaning
         if check.same:
             return verified_label(check.inliers)
         return NOT_SAME if claims else meaning
-
-
-class _HitVerifier:
-    """Verifies search hits against their query image, features computed once per image."""
-
-    def __init__(self, queries: list[_Query]) -> None:
-        self.queries = queries
-        self._features: dict[Any, Any] = {}
-
-    def _feat(self, key: Any, source: Any) -> Any:
-        from lookalike.errors import ImageLoadError
-        from lookalike.search.verify import VerifierMissingError, features
-
-        if key not in self._features:
-            try:
-                self._features[key] = features(source)
-            except (ImageLoadError, OSError, VerifierMissingError) as exc:
-                log.debug("cannot verify %s: %s", key, exc)
-                self._features[key] = None
-        return self._features[key]
-
-    def verify(self, qi: int, path: str) -> Any:
-        from lookalike.search.verify import verify_features
-
-        qf = self._feat(("query", qi), self.queries[qi].source)
-        hf = self._feat(path, path)
-        return verify_features(qf, hf) if qf is not None and hf is not None else None
-
-
-class Member(NamedTuple):
-    """One path of a duplicate group: its distance to the group's reference (the first member)
-    and what is known about it (``meaning``: ``None`` for the reference; ``evidence``: details)."""
-
-    image_id: int
-    path: str
-    distance: float
-    meaning: str | None
-    evidence: dict[str, Any] | None = None
-
-
-@dataclass
-class DuplicateGroup:
-    """Copies of one photo. ``kind``: ``identical`` (byte-identical files only), ``verified``
-    (linked by verified pairs) or ``unverified`` (embedding distance only).
-
-    ``members`` start with the reference (distance 0, meaning ``None``); every path of
-    byte-identical files is listed, labelled "identical file".
-    """
-
-    metric: str
-    members: list[Member]
-    kind: str = "verified"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "kind": self.kind, "size": len(self.members),
-                "images": len({m.image_id for m in self.members}),
-                "members": [{"image_id": m.image_id, "path": m.path, "distance": m.distance,
-                             "meaning": m.meaning, "evidence": m.evidence} for m in self.members]}
-
-
-class _Checker:
-    """Geometric verification of row pairs, each row's features computed once (threads: OpenCV
-    releases the GIL)."""
-
-    def __init__(self, paths: dict[int, str]) -> None:
-        self.paths = paths
-        self._features: dict[int, Any] = {}
-        self.results: dict[tuple[int, int], Any] = {}
-
-    def _feat(self, row: int) -> Any:
-        from lookalike.errors import ImageLoadError
-        from lookalike.search.verify import features
-
-        if row not in self._features:
-            try:
-                self._features[row] = features(self.paths[row])
-            except (ImageLoadError, OSError) as exc:  # moved or unreadable since indexing
-                log.warning("cannot verify %s: %s", self.paths[row], exc)
-                self._features[row] = None
-        return self._features[row]
-
-    def verify(self, a: int, b: int) -> Any:
-        from lookalike.search.verify import Verification, verify_features
-
-        key = (min(a, b), max(a, b))
-        if key not in self.results:
-            fa, fb = self._feat(key[0]), self._feat(key[1])
-            self.results[key] = (verify_features(fa, fb) if fa is not None and fb is not None
-                                 else Verification(False, 0, 0))
-        return self.results[key]
-
-    def check(self, pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
-        """The verified pairs, as ``(a, b, matching features)``."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from lookalike.search.verify import opencv
-
-        opencv()  # a clear error before any work when OpenCV is missing
-        rows = sorted({r for p in pairs for r in p})
-        with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
-            for row, feat in zip(rows, pool.map(self._feat, rows)):
-                self._features[row] = feat
-            results = list(pool.map(lambda p: self.verify(*p), pairs))
-        return [(a, b, r.inliers) for (a, b), r in zip(pairs, results, strict=True) if r.same]
-
-
-def _expand(metric: str, image_id: int, paths: list[str], distance: float, meaning: str | None,
-            evidence: dict[str, Any] | None, ref_id: int) -> list[Member]:
-    """One member per path of an image; extra paths are identical files (of the first one)."""
-    from lookalike.search.dupes import IDENTICAL
-
-    first = Member(image_id, paths[0], distance, meaning, evidence)
-    if image_id == ref_id and meaning is None:
-        rest = [Member(image_id, p, 0.0, IDENTICAL, {"identical_to": paths[0]}) for p in paths[1:]]
-    else:
-        rest = [Member(image_id, p, distance, IDENTICAL, {"identical_to": paths[0]}) for p in paths[1:]]
-    return [first, *rest]
-
-
-def _identical_group(metric: str, image_id: int, paths: list[str]) -> DuplicateGroup:
-    return DuplicateGroup(metric, _expand(metric, image_id, paths, 0.0, None, None, image_id), "identical")
-
-
-def _verified_group(metric: str, group: list[int], ids: np.ndarray, vectors: np.ndarray, kind: str,
-                    edges: list[tuple[int, int, int]], checker: _Checker,
-                    all_paths: dict[int, list[str]]) -> DuplicateGroup:
-    """Members of a connected component of verified links; the reference is the member with the
-    most links. Each member's label is its own verified link to the reference, or else its
-    strongest verified link inside the group ("same photo as #id ...")."""
-    from lookalike.embed.distance import pairwise
-    from lookalike.search.dupes import verified_label
-
-    inside = set(group)
-    links: dict[int, list[tuple[int, int]]] = {r: [] for r in group}
-    for a, b, n in edges:
-        if a in inside:
-            links[a].append((b, n))
-            links[b].append((a, n))
-    ref = max(group, key=lambda r: (len(links[r]), sum(n for _, n in links[r]), -r))
-    d = np.maximum(pairwise(vectors[[ref]], vectors[group], kind)[0], 0.0)  # type: ignore[arg-type]
-    dist = dict(zip(group, d.tolist(), strict=True))
-    ref_id = int(ids[ref])
-    members = _expand(metric, ref_id, all_paths.get(ref_id, [""]), 0.0, None, None, ref_id)
-    for r in sorted((r for r in group if r != ref), key=lambda r: (dist[r], r)):
-        check = checker.verify(ref, r)
-        if check.same:
-            meaning, evidence = verified_label(check.inliers), {"verified_with": ref_id, **check.to_dict()}
-        else:
-            other, n = max(links[r], key=lambda t: t[1])
-            via = checker.verify(other, r)
-            meaning = f"same photo as #{int(ids[other])} (verified: {n} matching features)"
-            evidence = {"verified_with": int(ids[other]), **via.to_dict()}
-        image_id = int(ids[r])
-        members += _expand(metric, image_id, all_paths.get(image_id, [""]), float(dist[r]), meaning,
-                           evidence, ref_id)
-    return DuplicateGroup(metric, members, "verified")
-
-
-def _unverified_group(metric: str, group: list[int], ids: np.ndarray, vectors: np.ndarray, kind: str,
-                      all_paths: dict[int, list[str]]) -> DuplicateGroup:
-    from lookalike.embed.distance import pairwise
-    from lookalike.search.dupes import UNVERIFIED
-
-    d = np.maximum(pairwise(vectors[group[:1]], vectors[group], kind)[0], 0.0)  # type: ignore[arg-type]
-    ref_id = int(ids[group[0]])
-    members = _expand(metric, ref_id, all_paths.get(ref_id, [""]), 0.0, None, None, ref_id)
-    for r, x in sorted(zip(group[1:], d[1:].tolist()), key=lambda t: (t[1], t[0])):
-        image_id = int(ids[r])
-        members += _expand(metric, image_id, all_paths.get(image_id, [""]), float(x), UNVERIFIED,
-                           {"distance": float(x)}, ref_id)
-    return DuplicateGroup(metric, members, "unverified")
 
 
 def _is_self_path(q: _Query, path: str) -> bool:

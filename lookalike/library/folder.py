@@ -1,4 +1,6 @@
-"""The Python API of an indexed photo library (what ``lookalike search`` and the UI build on).
+"""A library folder: its records (the database) and its FAISS indexes kept in step with them.
+
+What :class:`lookalike.Library` reads and the indexer writes; callers use :class:`lookalike.Library`.
 
 A library is a folder (default ``./.lookalike``, or ``$LOOKALIKE_LIBRARY``) holding:
 
@@ -10,13 +12,13 @@ A library is a folder (default ``./.lookalike``, or ``$LOOKALIKE_LIBRARY``) hold
 The database is the source of truth: it holds every file's row, one row per distinct content
 (sha256) whose ``id`` is the FAISS vector id in every index, and the full-precision float32 vector
 of every (metric, content). The FAISS files are a cache of those vectors for fast search: when a
-file lags behind the database (a writer was killed before saving it), :meth:`LibraryStore.vector_index`
+file lags behind the database (a writer was killed before saving it), :meth:`LibraryFolder.vector_index`
 brings the in-memory index up to date from the database, so readers always search exactly the
-committed vectors. Example::
+committed vectors (:func:`lookalike.library.reconcile.reconcile` says how a file disagrees). Example::
 
-    from lookalike.indexer.library import LibraryStore
+    from lookalike.library.folder import LibraryFolder
 
-    with LibraryStore.open(".lookalike") as lib:
+    with LibraryFolder.open(".lookalike") as lib:
         index = lib.vector_index("effnet-lite0")
         dist, ids = index.search(lib.vectors("effnet-lite0", [some_id]), k=10)
         paths = lib.paths_for(ids[0][ids[0] >= 0].tolist())
@@ -39,11 +41,12 @@ import numpy as np
 
 from lookalike.atomic import atomic_write_bytes
 from lookalike.errors import UsageError
-from lookalike.indexer.vectors import VectorIndex, index_filename
+from lookalike.library.reconcile import DIMENSION, DUPLICATES, MISSING, UNREADABLE, reconcile
+from lookalike.library.vectors import VectorIndex, index_filename
 from lookalike.store.records import CHUNK, LibraryRecords, RecordsWriter, Metric
 from lookalike.store.db import Store, open_store, sqlite_url
 
-__all__ = ["LibraryStore", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
+__all__ = ["LibraryFolder", "LibraryNotFoundError", "SyncReport", "VectorIndex", "default_library_path"]
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,8 @@ class SyncReport:
         return bool(self.added or self.removed or self.rebuilt)
 
 
-class LibraryStore:
-    """An open library. Build with :meth:`LibraryStore.open`; use as a context manager or ``close()``.
+class LibraryFolder:
+    """An open library. Build with :meth:`LibraryFolder.open`; use as a context manager or ``close()``.
 
     This is the store layer; applications use the service :class:`lookalike.Library` built over it.
     All ids are ``contents.id`` values: the FAISS ids of every metric's index. Several paths with
@@ -101,7 +104,7 @@ class LibraryStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, db_url: str | None = None,
-             create: bool = False, writable: bool = False) -> LibraryStore:
+             create: bool = False, writable: bool = False) -> LibraryFolder:
         """Open the library folder ``path`` (default: ``$LOOKALIKE_LIBRARY`` or ``./.lookalike``).
 
         ``db_url``: a SQLAlchemy URL (``postgresql+psycopg://user@host/db``) to use instead of the
@@ -186,7 +189,7 @@ class LibraryStore:
             self._indexes.clear()
             return True
 
-    def __enter__(self) -> LibraryStore:
+    def __enter__(self) -> LibraryFolder:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -194,7 +197,7 @@ class LibraryStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"LibraryStore({str(self.path)!r}, {self.store!r})"
+        return f"LibraryFolder({str(self.path)!r}, {self.store!r})"
 
     # -- metrics and vectors ------------------------------------------------------------------------
 
@@ -299,36 +302,23 @@ class LibraryStore:
         row = self.metric_row(metric)
         report = SyncReport(metric)
         db_ids = self.ids(metric)
-        path = self.index_path(metric)
-        index: VectorIndex | None = None
-        if path.is_file():
-            try:
-                index = VectorIndex.load(path, metric, row.distance)
-                if index.dim != row.dim:
-                    report.rebuilt = f"file has {index.dim} dimensions, metric has {row.dim}"
-                    index = None
-            except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
-                report.rebuilt = f"unreadable index file ({exc})"
-                index = None
-        elif len(db_ids):
-            report.rebuilt = "index file missing"
+        found = reconcile(self.index_path(metric), metric, row.dim, row.distance, db_ids)
+        index = None if found.problem else found.index
+        report.rebuilt = {MISSING: "index file missing",
+                          UNREADABLE: f"unreadable index file ({found.detail})",
+                          DIMENSION: f"file has {found.file_dim} dimensions, metric has {row.dim}",
+                          DUPLICATES: "duplicate ids in index file"}.get(found.problem, "")
         if index is not None:
-            file_ids = index.ids()
-            if len(np.unique(file_ids)) != len(file_ids):
-                report.rebuilt = "duplicate ids in index file"
+            try:
+                report.removed = index.remove(found.extra)
+            except RuntimeError:  # index type without removal (HNSW): rebuild
+                report.rebuilt = "index type cannot remove vectors"
                 index = None
-            else:
-                extra = np.setdiff1d(file_ids, db_ids, assume_unique=True)
-                missing = np.setdiff1d(db_ids, file_ids, assume_unique=True)
-                try:
-                    report.removed = index.remove(extra)
-                except RuntimeError:  # index type without removal (HNSW): rebuild
-                    report.rebuilt = "index type cannot remove vectors"
-                    index = None
-                if index is not None and len(missing):
-                    found = self._fetch_vectors(row, missing.tolist())
-                    index.add(missing, np.stack([found[int(i)] for i in missing]))
-                    report.added = len(missing)
+            if index is not None and len(found.missing):
+                missing = found.missing
+                vecs = self._fetch_vectors(row, missing.tolist())
+                index.add(missing, np.stack([vecs[int(i)] for i in missing]))
+                report.added = len(missing)
         if index is None:
             index = self.build_index(row, row.factory or "Flat", db_ids)
         return index, report
