@@ -15,12 +15,12 @@ DINOV2 := dinov2==0.0.1.dev2  # DINOv2 code for the parity tests (it pins torch 
 # on 2 cores two workers took 20:10 against about 15 minutes in one process (torch threads contend).
 JOBS ?= 0
 XDIST = $(if $(filter-out 0,$(JOBS)),-n $(JOBS) --dist loadfile,)
+# $(call venv,DIR,PIP-ARGS): the project and its extras installed into the venv DIR (made if missing).
+venv = (test -x $(1)/bin/python || $(PY) -m venv $(1)) && $(1)/bin/python -m pip install -q --upgrade pip && \
+	$(1)/bin/python -m pip install -q $(2) -e '.[$(EXTRAS)]' && $(1)/bin/python -m pip install -q --no-deps $(DINOV2)
 
 $(BIN)/lookalike: pyproject.toml $(LOCK)
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c $(LOCK) -e '.[$(EXTRAS)]'
-	$(BIN)/python -m pip install -q --no-deps $(DINOV2)
+	$(call venv,$(VENV),-c $(LOCK))
 	touch $@
 
 .PHONY: install demo test test-latest test-seeds lock bench
@@ -41,9 +41,7 @@ test: install
 # shows up here before users meet it.
 LATEST := .venv-latest
 test-latest:
-	rm -rf $(LATEST) && $(PY) -m venv $(LATEST)
-	$(LATEST)/bin/python -m pip install -q --upgrade pip
-	$(LATEST)/bin/python -m pip install -q -e '.[$(EXTRAS)]' && $(LATEST)/bin/python -m pip install -q --no-deps $(DINOV2)
+	rm -rf $(LATEST) && $(call venv,$(LATEST),)
 	$(LATEST)/bin/python -m pip freeze --exclude-editable | diff $(LOCK) - | grep '^[<>]' || echo "same versions as $(LOCK)"
 	$(LATEST)/bin/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
@@ -53,9 +51,7 @@ test-seeds: install
 
 # Refresh the lock: resolve pyproject's ranges afresh in a scratch venv and pin what it installed.
 lock:
-	rm -rf .venv-lock && $(PY) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install -q --upgrade pip
-	.venv-lock/bin/python -m pip install -q -e '.[$(EXTRAS)]' && .venv-lock/bin/python -m pip install -q --no-deps $(DINOV2)
+	rm -rf .venv-lock && $(call venv,.venv-lock,)
 	{ echo "# Exact versions the test suite is proven on; made by 'make lock' ($$(date -u +%F)), used by 'make install'."; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > $(LOCK)
 	rm -rf .venv-lock

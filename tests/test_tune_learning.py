@@ -1,7 +1,7 @@
 """Learning is real: on triplets of the real photos labelled by a hidden rule the base metric does
 not follow ("the edit that keeps the colours is closer"; every untuned network here prefers the
-grey edit that keeps the framing), held-out 2AFC rises from below 0.5 to >= 0.9 (MLP head) and >= 0.75 (LoRA on a tiny random ViT),
-with margins measured over seeds 0-4 (``make test-seeds``)."""
+grey edit that keeps the framing), held-out 2AFC rises from below 0.5 to >= 0.9 (MLP head) and
+>= 0.75 (LoRA on a tiny random ViT), margins measured over seeds 0-4 (``make test-seeds``)."""
 
 from __future__ import annotations
 
@@ -57,8 +57,7 @@ TINY_VIT_64 = MetricConfig(name="tiny-vit-64", builder="lookalike.embed.backbone
 @pytest.mark.slow  # 20 epochs of LoRA on a 2-block ViT, forward and backward on the CPU
 @pytest.mark.learning
 def test_lora_on_a_tiny_random_vit_learns_the_hidden_rule(rule_data_2: Path, seed: int) -> None:
-    rule_data = rule_data_2
-    result = tune(TINY_VIT_64, rule_data, "lora", "tiny-colour", epochs=20, lr=3e-3, batch_size=16,
+    result = tune(TINY_VIT_64, rule_data_2, "lora", "tiny-colour", epochs=20, lr=3e-3, batch_size=16,
                   lora_alpha=16.0, lora_dropout=0.0, progress=False, seed=seed)
     assert result is not None
     s = result.record["scores"]
@@ -66,6 +65,6 @@ def test_lora_on_a_tiny_random_vit_learns_the_hidden_rule(rule_data_2: Path, see
     assert s["base"]["test_2afc"] < 0.5 and s["base"]["val_2afc"] <= 0.5
     assert s["tuned"]["test_2afc"] >= 0.75 and s["tuned"]["val_2afc"] >= 0.85
     assert s["tuned"]["test_2afc"] - s["base"]["test_2afc"] >= 0.3
-    report = evaluate("2afc", rule_data, ["tiny-colour"], split="test", n_boot=10, progress=False).to_dict()
+    report = evaluate("2afc", rule_data_2, ["tiny-colour"], split="test", n_boot=10, progress=False).to_dict()
     # the registered metric (adapter merged at build, images decoded by the pipeline) agrees
     assert report["metrics"][0]["scores"][0]["value"] >= 0.75
